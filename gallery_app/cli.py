@@ -1,0 +1,226 @@
+"""`gallery-app` and its subcommands: index folders, search them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gallery_app.core.errors import GalleryError
+
+log = logging.getLogger("gallery_app")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gallery-app",
+        description="Find photos in local folders by what they show (SigLIP).",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="ID_OR_PATH",
+        help="SigLIP checkpoint: hub id or local folder "
+        "(env GALLERY_APP_MODEL; default google/siglip-base-patch16-224)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
+        help="where libraries and thumbnails live (env GALLERY_APP_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--prompt-template",
+        metavar="TEMPLATE",
+        default=None,
+        help="text given to the model, {} is the query (default: 'a photo of {}.')",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log details and tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    index = commands.add_parser("index", help="index (or re-index) folders of photos")
+    index.add_argument("paths", nargs="+", metavar="PATH", help="folders to index")
+    index.add_argument("--json", action="store_true", help="print a JSON report")
+    index.add_argument("--batch-size", type=_positive_int, default=8, help=argparse.SUPPRESS)
+
+    search = commands.add_parser("search", help="search the indexed photos")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--top-k", type=_positive_int, default=20, metavar="K")
+    search.add_argument("--no-expand", action="store_true", help="search the query as typed")
+    search.add_argument("--preset", choices=("model", "seed"), default="model")
+    search.add_argument(
+        "--temperature", type=_positive_float, metavar="T", help="override the preset's T"
+    )
+    search.add_argument(
+        "--threshold",
+        type=_finite_float,
+        metavar="C",
+        help="override the preset's c: the raw cosine that scores 0.5",
+    )
+    search.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "index":
+            return run_index(args)
+        return run_search(args)
+    except GalleryError as exc:
+        _fail(str(exc), args.verbose)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: what was indexed is kept; run the same command to continue",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --verbose for details)",
+              args.verbose)
+        return 1
+
+
+def _fail(message: str, verbose: bool) -> None:
+    if verbose:
+        log.exception("fatal")
+    print(f"gallery-app: error: {message}", file=sys.stderr)
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    from gallery_app.core.embeddings import DEFAULT_PROMPT_TEMPLATE, SiglipEncoder
+    from gallery_app.core.library import Library, default_data_dir
+
+    encoder = SiglipEncoder.load(args.model, prompt_template=args.prompt_template
+                                 or DEFAULT_PROMPT_TEMPLATE)
+    data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir()
+    library = Library(data_dir, encoder.model_id, encoder.dim)
+    if library.repair.changed and not library.repair.rebuilt:
+        log.warning("the vector index was out of date and has been repaired from the catalog")
+    return encoder, library
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from gallery_app.core.indexer import Indexer, Progress
+
+    encoder, library = _open(args)
+    with library, tqdm(total=0, unit="img", file=sys.stderr, disable=None) as bar:
+
+        def on_progress(progress: Progress) -> None:
+            bar.total = progress.total
+            bar.n = progress.done
+            bar.set_postfix(failed=progress.failed, refresh=False)
+            bar.refresh()
+
+        report = Indexer(library, encoder, batch_size=args.batch_size).index(
+            args.paths, progress=on_progress
+        )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(
+            f"indexed {report.indexed}, unchanged {report.unchanged}, removed {report.removed}, "
+            f"failed {len(report.failed)} of {report.total} images in {report.seconds:.1f} s"
+        )
+        for failure in report.failed:
+            print(f"  failed: {failure.path}: {failure.reason}")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from gallery_app.core.calibrate import preset
+    from gallery_app.core.expansion import Expander, load_dictionary
+    from gallery_app.core.library import default_config_dir
+    from gallery_app.core.search import Searcher
+
+    encoder, library = _open(args)
+    calibration = preset(args.preset, encoder.logit_scale, encoder.logit_bias)
+    calibration = calibration.with_overrides(args.temperature, args.threshold)
+    expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
+    with library:
+        searcher = Searcher(library, encoder, expander)
+        hits = searcher.search(args.query, top_k=args.top_k, expand=not args.no_expand)
+        results = hits.rank(calibration, top_k=args.top_k)
+        empty_library = library.catalog.count() == 0
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "query": args.query,
+                    "preset": calibration.preset,
+                    "temperature": calibration.temperature,
+                    "threshold": calibration.threshold,
+                    "variants": [
+                        {"text": v.text, "prompt": v.prompt, "weight": v.weight}
+                        for v in hits.variants
+                    ],
+                    "results": [
+                        {
+                            "path": r.path,
+                            "score": r.score,
+                            "raw": r.raw,
+                            "variant": r.variant,
+                            "prompt": r.prompt,
+                            "weight": r.weight,
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        f"{args.query!r}: preset {calibration.preset} (T={calibration.temperature:.2f}, "
+        f"c={calibration.threshold:.4f}), {len(hits.variants)} variant(s): "
+        + ", ".join(f"{v.text} ({v.weight:g})" for v in hits.variants)
+    )
+    if empty_library:
+        print("The library is empty: run `gallery-app index FOLDER` first.", file=sys.stderr)
+        return 0
+    width = max([len(r.variant) for r in results] + [7])
+    print(f"{'#':>3}  {'score':>6}  {'raw':>7}  {'variant':<{width}}  path")
+    for rank, r in enumerate(results, 1):
+        print(f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

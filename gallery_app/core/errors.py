@@ -1,0 +1,21 @@
+"""Typed errors the core raises, each with a message a user can act on."""
+
+
+class GalleryError(Exception):
+    """Base class: the message is shown to the user as is."""
+
+
+class ModelUnavailable(GalleryError):
+    """The SigLIP checkpoint could not be loaded (offline, bad folder, corrupt file)."""
+
+
+class CorruptIndex(GalleryError):
+    """A library file on disk cannot be read and could not be rebuilt."""
+
+
+class LibraryMismatch(GalleryError):
+    """A library on disk belongs to another model or a newer schema."""
+
+
+class ConfigError(GalleryError):
+    """A user file (expansions, settings) is not valid."""

@@ -1,0 +1,153 @@
+"""One decode per file: the model input, a thumbnail and the metadata, from any image mode."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+)
+THUMBNAIL_PX = 256
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 36867
+_DATETIME = 306
+
+ModelInputFn = Callable[[Image.Image], npt.NDArray[np.float32]]
+
+
+class DecodeError(Exception):
+    """A file that cannot be turned into an image; the message is the reason shown to users."""
+
+
+@dataclass
+class DecodedImage:
+    width: int  # of the original, after EXIF orientation
+    height: int
+    taken_at: str | None
+    model_input: npt.NDArray[np.float32] | None
+    thumbnail: Image.Image
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    return os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS
+
+
+def decode(
+    path: str | os.PathLike[str],
+    model_input: ModelInputFn | None = None,
+    model_px: int = 224,
+    thumbnail_px: int = THUMBNAIL_PX,
+) -> DecodedImage:
+    """Decode once at reduced size (JPEG draft), orient, convert to RGB, derive both outputs."""
+    try:
+        with Image.open(path) as img:
+            taken_at = _exif_date(img)
+            width, height = img.size
+            # JPEG draft decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
+            wanted = max(model_px, thumbnail_px)
+            img.draft("RGB", (wanted, wanted))
+            orientation = img.getexif().get(0x0112, 1)
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+            rgb = to_rgb(ImageOps.exif_transpose(img))
+    except FileNotFoundError as exc:
+        raise DecodeError("file disappeared before it could be read") from exc
+    except PermissionError as exc:
+        raise DecodeError("permission denied") from exc
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        reason = "not a recognized image format" if isinstance(exc, UnidentifiedImageError) else (
+            f"image too large to decode safely ({_short(exc)})"
+        )
+        raise DecodeError(reason) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # PIL reports truncated or corrupt data as OSError/SyntaxError/ValueError.
+        raise DecodeError(f"corrupt or unreadable image data ({_short(exc)})") from exc
+    thumbnail = rgb.copy()
+    thumbnail.thumbnail((thumbnail_px, thumbnail_px), Image.Resampling.BICUBIC)
+    return DecodedImage(
+        width=width,
+        height=height,
+        taken_at=taken_at,
+        model_input=model_input(rgb) if model_input is not None else None,
+        thumbnail=thumbnail,
+    )
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB: transparency over white, CMYK, 16-bit and float scaled."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _exif_date(img: Image.Image) -> str | None:
+    try:
+        exif = img.getexif()
+        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+    except Exception:  # malformed EXIF must not fail the image
+        return None
+    if not isinstance(value, str) or len(value) < 19:
+        return None
+    date, _, clock = value.strip().partition(" ")
+    iso = f"{date.replace(':', '-')}T{clock[:8]}"
+    return iso if iso[:4].isdigit() else None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+class ThumbnailCache:
+    """JPEG thumbnails on disk keyed by (path, mtime), written atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, image_path: str, mtime_ns: int) -> Path:
+        key = hashlib.sha1(f"{image_path}\0{mtime_ns}".encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.jpg"
+
+    def get(self, image_path: str, mtime_ns: int) -> Path | None:
+        path = self.path_for(image_path, mtime_ns)
+        return path if path.exists() else None
+
+    def put(self, image_path: str, mtime_ns: int, thumbnail: Image.Image) -> Path:
+        target = self.path_for(image_path, mtime_ns)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, format="JPEG", quality=85)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(buffer.getvalue())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def size_bytes(self) -> int:
+        if not self.folder.exists():
+            return 0
+        return sum(p.stat().st_size for p in self.folder.rglob("*.jpg"))

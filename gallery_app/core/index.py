@@ -1,0 +1,183 @@
+"""hnswlib vector index: an acceleration structure over the catalog's vectors."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+DEFAULT_EF_SEARCH = 128
+SIDECAR_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What the sidecar says the saved index reflects."""
+
+    generation: int
+    deleted: frozenset[int]
+
+
+class VectorIndex:
+    """Cosine hnswlib index with a lock, growing capacity, replace-deleted and atomic save.
+
+    hnswlib does not persist which labels are deleted nor the query-time ef, so a JSON
+    sidecar stores the deleted labels and the catalog generation the index reflects, and
+    ef is set on every load (and raised to k on every query).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        capacity: int = 1024,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        m: int = 16,
+        ef_construction: int = 200,
+    ) -> None:
+        import hnswlib
+
+        self.dim = dim
+        self.ef_search = ef_search
+        self._lock = threading.Lock()
+        self._index = hnswlib.Index(space="cosine", dim=dim)
+        self._index.init_index(
+            max_elements=max(capacity, 16),
+            ef_construction=ef_construction,
+            M=m,
+            allow_replace_deleted=True,
+        )
+        self._index.set_ef(ef_search)
+        self._deleted: set[int] = set()
+
+    @classmethod
+    def load(
+        cls, path: Path, dim: int, ef_search: int = DEFAULT_EF_SEARCH
+    ) -> tuple[VectorIndex, IndexState]:
+        """Load an index and its sidecar; raises OSError/RuntimeError/ValueError if unusable."""
+        import hnswlib
+
+        state = read_sidecar(sidecar_path(path), dim)
+        self = cls.__new__(cls)
+        self.dim = dim
+        self.ef_search = ef_search
+        self._lock = threading.Lock()
+        self._index = hnswlib.Index(space="cosine", dim=dim)
+        self._index.load_index(str(path), max_elements=0, allow_replace_deleted=True)
+        if self._index.dim != dim:
+            raise ValueError(f"index dim {self._index.dim} != {dim}")
+        self._index.set_ef(ef_search)  # ef is not saved with the index
+        labels = set(self._index.get_ids_list())
+        self._deleted = set(state.deleted) & labels
+        return self, state
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._index.get_current_count() - len(self._deleted)
+
+    def live_ids(self) -> set[int]:
+        with self._lock:
+            return set(self._index.get_ids_list()) - self._deleted
+
+    @property
+    def capacity(self) -> int:
+        return int(self._index.get_max_elements())
+
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Insert or update vectors under integer ids (re-adding a deleted id restores it)."""
+        labels = np.asarray(ids, dtype=np.int64).reshape(-1)
+        data = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(labels), self.dim)
+        if len(labels) == 0:
+            return
+        with self._lock:
+            revived = [int(i) for i in labels if int(i) in self._deleted]
+            for label in revived:
+                # With replace-deleted on, hnswlib refuses to update a deleted label in place.
+                self._index.unmark_deleted(label)
+                self._deleted.discard(label)
+            needed = self._index.get_current_count() + len(labels)
+            if needed > self._index.get_max_elements():
+                self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+            self._index.add_items(data, labels, replace_deleted=True)
+            if self._deleted:
+                # Slots of deleted labels may have been reused by new ones: forget those labels.
+                self._deleted &= set(self._index.get_ids_list())
+
+    def remove(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            present = set(self._index.get_ids_list())
+            for label in ids:
+                label = int(label)
+                if label in present and label not in self._deleted:
+                    self._index.mark_deleted(label)
+                    self._deleted.add(label)
+
+    def query(
+        self, vectors: npt.ArrayLike, k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Nearest ids and their cosine similarities, shape (n_queries, min(k, len))."""
+        queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock:
+            live = self._index.get_current_count() - len(self._deleted)
+            k = min(k, live)
+            if k <= 0 or len(queries) == 0:
+                return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+            self._index.set_ef(max(self.ef_search, k))
+            labels, distances = self._index.knn_query(queries, k=k)
+        # hnswlib's cosine space returns 1 - cos.
+        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+
+    def get_vectors(self, ids: Iterable[int]) -> npt.NDArray[np.float32]:
+        labels = [int(i) for i in ids]
+        if not labels:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            return np.asarray(self._index.get_items(labels), dtype=np.float32)
+
+    def save(self, path: Path, generation: int) -> None:
+        """Atomically write the index, then its sidecar (temp file + fsync + os.replace)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        side = sidecar_path(path)
+        side_tmp = side.with_name(side.name + ".tmp")
+        with self._lock:
+            self._index.save_index(str(tmp))
+            deleted = sorted(self._deleted)
+        _fsync(tmp)
+        side_tmp.write_text(
+            json.dumps(
+                {
+                    "format": SIDECAR_FORMAT,
+                    "dim": self.dim,
+                    "generation": generation,
+                    "deleted": deleted,
+                }
+            ),
+            encoding="utf-8",
+        )
+        _fsync(side_tmp)
+        # A crash between the two replaces leaves an older sidecar: its lower generation
+        # makes the next open re-check the index against the catalog, so nothing is lost.
+        os.replace(tmp, path)
+        os.replace(side_tmp, side)
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def read_sidecar(path: Path, dim: int) -> IndexState:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != SIDECAR_FORMAT or data.get("dim") != dim:
+        raise ValueError(f"{path}: unexpected sidecar format or dim")
+    return IndexState(int(data["generation"]), frozenset(int(i) for i in data["deleted"]))
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())

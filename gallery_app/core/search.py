@@ -1,0 +1,168 @@
+"""expand -> encode (cached) -> knn per variant -> exact cosines -> calibrate -> aggregate -> rank."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from gallery_app.core.calibrate import Calibration
+from gallery_app.core.expansion import Expander, Variant
+from gallery_app.core.library import Library
+
+DEFAULT_TOP_K = 20
+MIN_CANDIDATES = 100
+TEXT_CACHE_SIZE = 1024
+
+
+class TextEncoder(Protocol):
+    dim: int
+
+    def prompt(self, text: str) -> str: ...
+
+    def encode_prompts(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """A variant of the query and the exact string the tokenizer was given for it."""
+
+    text: str
+    prompt: str
+    weight: float
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    image_id: int
+    path: str
+    score: float  # weight x calibrated score of the winning variant: what the ranking uses
+    raw: float  # cosine of the winning variant
+    variant: str
+    prompt: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class SearchHits:
+    """What a search found, before calibration: re-ranking under a new T or c needs no model."""
+
+    query: str
+    variants: tuple[PromptVariant, ...]
+    image_ids: npt.NDArray[np.int64]
+    paths: tuple[str, ...]
+    raw: npt.NDArray[np.float32]  # exact cosines, shape (n_images, n_variants)
+
+    def rank(
+        self,
+        calibration: Calibration,
+        top_k: int | None = DEFAULT_TOP_K,
+        min_score: float | None = None,
+    ) -> list[SearchResult]:
+        if len(self.image_ids) == 0 or not self.variants:
+            return []
+        weights = np.array([v.weight for v in self.variants], dtype=np.float64)
+        weighted = calibration.score(self.raw) * weights[None, :]
+        best = np.argmax(weighted, axis=1)
+        rows = np.arange(len(self.image_ids))
+        score = weighted[rows, best]
+        raw = self.raw[rows, best]
+        order = np.lexsort((-raw, -score))  # by score, then by raw cosine
+        if min_score is not None:
+            order = order[score[order] >= min_score]
+        if top_k is not None:
+            order = order[:top_k]
+        results = []
+        for i in order:
+            variant = self.variants[best[i]]
+            results.append(
+                SearchResult(
+                    image_id=int(self.image_ids[i]),
+                    path=self.paths[i],
+                    score=float(score[i]),
+                    raw=float(raw[i]),
+                    variant=variant.text,
+                    prompt=variant.prompt,
+                    weight=variant.weight,
+                )
+            )
+        return results
+
+
+class Searcher:
+    """Runs searches against one library with one encoder; text vectors are cached."""
+
+    def __init__(
+        self,
+        library: Library,
+        encoder: TextEncoder,
+        expander: Expander | None = None,
+        cache_size: int = TEXT_CACHE_SIZE,
+    ) -> None:
+        self.library = library
+        self.encoder = encoder
+        self.expander = expander or Expander()
+        self._memory: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def variants(self, query: str, expand: bool = True) -> tuple[PromptVariant, ...]:
+        expanded = (
+            self.expander.expand(query) if expand else [Variant(" ".join(query.split()), 1.0)]
+        )
+        return tuple(
+            PromptVariant(v.text, self.encoder.prompt(v.text), v.weight, v.source)
+            for v in expanded
+            if v.text
+        )
+
+    def search(
+        self, query: str, top_k: int | None = DEFAULT_TOP_K, expand: bool = True
+    ) -> SearchHits:
+        variants = self.variants(query, expand)
+        empty = SearchHits(query, variants, np.zeros(0, np.int64), (), np.zeros((0, 0), np.float32))
+        index = self.library.index
+        if not variants or len(index) == 0:
+            return empty
+        text = self.text_vectors([v.prompt for v in variants])
+        pool = max(MIN_CANDIDATES, 2 * (top_k or len(index)))
+        labels, _ = index.query(text, pool)
+        candidates = np.unique(labels[labels >= 0])
+        info = self.library.catalog.images(candidates.tolist())
+        # An id the index returned but the catalog no longer has is a half-removed entry: skip.
+        kept = np.array([i for i in candidates if int(i) in info], dtype=np.int64)
+        if len(kept) == 0:
+            return empty
+        image_vectors = index.get_vectors(kept.tolist())
+        raw = (image_vectors @ text.T).astype(np.float32)  # exact cosines for every variant
+        return SearchHits(query, variants, kept, tuple(info[int(i)].path for i in kept), raw)
+
+    def text_vectors(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Memory LRU, then the library's persistent cache, then one batch through the model."""
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        with self._lock:
+            for prompt in prompts:
+                if prompt in self._memory:
+                    self._memory.move_to_end(prompt)
+                    found[prompt] = self._memory[prompt]
+        missing = [p for p in dict.fromkeys(prompts) if p not in found]
+        if missing:
+            stored = self.library.catalog.cached_text_vectors(missing)
+            found.update(stored)
+            to_encode = [p for p in missing if p not in stored]
+            if to_encode:
+                fresh = dict(zip(to_encode, self.encoder.encode_prompts(to_encode), strict=True))
+                self.library.catalog.store_text_vectors(fresh)
+                found.update(fresh)
+            with self._lock:
+                for prompt in missing:
+                    self._memory[prompt] = found[prompt]
+                while len(self._memory) > self._cache_size:
+                    self._memory.popitem(last=False)
+        return np.stack([found[p] for p in prompts]).astype(np.float32)

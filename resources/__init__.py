@@ -1,0 +1,1 @@
+"""Data shipped with gallery_app (installed as gallery_app.resources): expansions, icons."""
