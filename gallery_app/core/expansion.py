@@ -33,9 +33,12 @@ _IRREGULAR_PLURALS = {
     "ox": "oxen",
 }
 _IRREGULAR_SINGULARS = {plural: singular for singular, plural in _IRREGULAR_PLURALS.items()}
+_NOT_COMPOUNDS = {"human", "humans", "german", "germans", "shaman", "shamans", "caiman", "caimans"}
 _UNCOUNTABLE = {
     "sheep", "fish", "deer", "moose", "bison", "salmon", "series", "species", "grass", "glass",
-    "rain", "snow", "fog", "mist", "hair", "food", "rice", "bus", "news", "christmas", "sunrise",
+    "rain", "snow", "fog", "mist", "hair", "food", "rice", "news", "christmas", "luggage",
+    "furniture", "wildlife", "cattle", "aircraft", "equipment", "clothing", "scenery", "traffic",
+    "music", "sand", "water", "seafood", "sushi", "spaghetti", "pasta", "bread", "cheese",
 }  # fmt: skip
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -63,12 +66,24 @@ class Entry:
         return (self.head, *self.synonyms)
 
 
+def _irregular(word: str, table: dict[str, str]) -> str | None:
+    """Irregular forms, also as the tail of a compound: bookshelf -> bookshelves."""
+    if word in table:
+        return table[word]
+    for ending, replacement in table.items():
+        compound_ok = len(ending) >= 4 or ending in ("man", "men")
+        if compound_ok and word.endswith(ending) and word not in _NOT_COMPOUNDS:
+            return word[: -len(ending)] + replacement
+    return None
+
+
 def pluralize(phrase: str) -> str:
     *rest, last = phrase.split(" ")
+    irregular = _irregular(last, _IRREGULAR_PLURALS)
     if last in _UNCOUNTABLE:
         plural = last
-    elif last in _IRREGULAR_PLURALS:
-        plural = _IRREGULAR_PLURALS[last]
+    elif irregular is not None:
+        plural = irregular
     elif re.search(r"[^aeiou]y$", last):
         plural = last[:-1] + "ies"
     elif re.search(r"(s|x|z|ch|sh)$", last):
@@ -80,9 +95,8 @@ def pluralize(phrase: str) -> str:
 
 def singular_candidates(word: str) -> list[str]:
     """Possible singular forms of a word that may be plural (checked against the dictionary)."""
-    if word in _IRREGULAR_SINGULARS:
-        return [_IRREGULAR_SINGULARS[word]]
-    candidates = []
+    irregular = _irregular(word, _IRREGULAR_SINGULARS)
+    candidates = [irregular] if irregular is not None else []
     if word.endswith("ies") and len(word) > 4:
         candidates.append(word[:-3] + "y")
     if word.endswith("es") and len(word) > 3:

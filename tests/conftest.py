@@ -1,0 +1,82 @@
+"""Shared fixtures: a tiny random SigLIP on disk, an isolated data dir, generated images."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_model import build_tiny_siglip  # noqa: E402
+
+# Never reach for the network from tests: a hub lookup must fail fast, not hang.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_siglip(tmp_path_factory.mktemp("models") / "tiny-siglip")
+
+
+@pytest.fixture(scope="session")
+def encoder(tiny_model_dir: Path):
+    from gallery_app.core.embeddings import SiglipEncoder
+
+    return SiglipEncoder.load(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own data and config dirs; nothing touches the user's real ones."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("GALLERY_APP_DATA_DIR", str(data))
+    monkeypatch.setenv("GALLERY_APP_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("GALLERY_APP_MODEL", raising=False)
+    return data
+
+
+@pytest.fixture
+def library(encoder, isolated_dirs: Path):
+    from gallery_app.core.library import Library
+
+    lib = Library(isolated_dirs, encoder.model_id, encoder.dim)
+    yield lib
+    lib.close()
+
+
+def random_photo(seed: int, size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    """A smooth, photo-like RGB array (gradients + a blob), different for every seed."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    base = rng.uniform(0, 255, 3)
+    slope = rng.uniform(-2, 2, (3, 2))
+    cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(5, 20)
+    blob = ((x - cx) ** 2 + (y - cy) ** 2 < r**2)[..., None] * rng.uniform(-120, 120, 3)
+    channels = [base[c] + slope[c, 0] * x + slope[c, 1] * y for c in range(3)]
+    return np.clip(np.stack(channels, axis=-1) + blob, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def make_images(tmp_path: Path) -> Callable[..., list[Path]]:
+    """make_images(n, folder="photos", ext=".png", start=0) -> paths of generated images."""
+    from PIL import Image
+
+    def make(n: int, folder: str = "photos", ext: str = ".png", start: int = 0) -> list[Path]:
+        target = tmp_path / folder
+        target.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for seed in range(start, start + n):
+            path = target / f"img_{seed:04d}{ext}"
+            Image.fromarray(random_photo(seed)).save(path)
+            paths.append(path)
+        return paths
+
+    return make
