@@ -107,12 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc), args.verbose)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: what was indexed is kept; run the same command to continue",
-              file=sys.stderr)
+        print(
+            "interrupted: what was indexed is kept; run the same command to continue",
+            file=sys.stderr,
+        )
         return 130
     except Exception as exc:
-        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --verbose for details)",
-              args.verbose)
+        _fail(
+            f"unexpected {type(exc).__name__}: {exc} (run with --verbose for details)", args.verbose
+        )
         return 1
 
 
@@ -126,8 +129,9 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     from gallery_app.core.embeddings import DEFAULT_PROMPT_TEMPLATE, SiglipEncoder
     from gallery_app.core.library import Library, default_data_dir
 
-    encoder = SiglipEncoder.load(args.model, prompt_template=args.prompt_template
-                                 or DEFAULT_PROMPT_TEMPLATE)
+    encoder = SiglipEncoder.load(
+        args.model, prompt_template=args.prompt_template or DEFAULT_PROMPT_TEMPLATE
+    )
     data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir()
     library = Library(data_dir, encoder.model_id, encoder.dim)
     if library.repair.changed and not library.repair.rebuilt:

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_model import build_tiny_siglip  # noqa: E402
+from tiny_model import build_tiny_siglip
 
 # Never reach for the network from tests: a hub lookup must fail fast, not hang.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -71,8 +71,9 @@ def build_tiny_siglip(
     with tempfile.TemporaryDirectory() as scratch:
         vocab = train_vocab(Path(scratch))
         tokenizer = SiglipTokenizer(vocab_file=str(vocab), model_max_length=64)
-    image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
-    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+        image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
+        processor = SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+        processor.save_pretrained(folder)  # copies spiece.model while it still exists
 
     torch.manual_seed(seed)
     config = SiglipConfig(

@@ -247,8 +247,17 @@ class Catalog:
                     "vector=excluded.vector, generation=excluded.generation, "
                     "indexed_at=excluded.indexed_at RETURNING id",
                     (
-                        rec.folder_id, rec.path, rec.mtime_ns, rec.size, rec.width, rec.height,
-                        rec.taken_at, rec.error, blob, generation, now,
+                        rec.folder_id,
+                        rec.path,
+                        rec.mtime_ns,
+                        rec.size,
+                        rec.width,
+                        rec.height,
+                        rec.taken_at,
+                        rec.error,
+                        blob,
+                        generation,
+                        now,
                     ),
                 ).fetchone()
                 ids.append(int(row[0]))

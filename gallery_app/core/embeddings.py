@@ -75,11 +75,12 @@ class ImageSpec:
     def to_model_input(self, rgb: Image.Image) -> FloatArray:
         """Squash-resize an RGB image and normalize it to a (3, H, W) float32 array."""
         resized = rgb.resize((self.width, self.height), resample=self.resample)
-        pixels = np.asarray(resized, dtype=np.float32)
+        pixels: FloatArray = np.asarray(resized, dtype=np.float32)
         if self.rescale_factor is not None:
-            pixels = pixels * np.float32(self.rescale_factor)
+            pixels = np.multiply(pixels, self.rescale_factor, dtype=np.float32)
         if self.mean is not None and self.std is not None:
-            pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+            centred = np.subtract(pixels, np.asarray(self.mean, np.float32), dtype=np.float32)
+            pixels = np.divide(centred, np.asarray(self.std, np.float32), dtype=np.float32)
         return np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
 
 
@@ -228,16 +229,23 @@ def _image_spec(image_processor: Any, model_id: str) -> ImageSpec:
     resample = getattr(image_processor, "resample", 3)  # 3 = PIL bicubic, SigLIP's default
     rescale = image_processor.rescale_factor if image_processor.do_rescale else None
     normalize = getattr(image_processor, "do_normalize", False)
-    mean = tuple(image_processor.image_mean) if normalize else None
-    std = tuple(image_processor.image_std) if normalize else None
+    mean = _triple(image_processor.image_mean) if normalize else None
+    std = _triple(image_processor.image_std) if normalize else None
     return ImageSpec(
         height=int(size["height"]),
         width=int(size["width"]),
         resample=int(resample),
         rescale_factor=float(rescale) if rescale is not None else None,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
     )
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    if isinstance(values, (int, float)):
+        values = [values] * 3
+    first, second, third = (float(v) for v in values)
+    return first, second, third
 
 
 def _load_failure_message(model_id: str, exc: Exception) -> str:

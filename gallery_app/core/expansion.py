@@ -129,7 +129,8 @@ class Dictionary:
         *rest, last = phrase.split(" ")
         for singular in singular_candidates(last):
             member = " ".join([*rest, singular])
-            if member in self._by_member:
+            # Only a real plural of the member counts: "manes" is not "men", "gales" not "gals".
+            if member in self._by_member and last in (pluralize(singular), singular + "s"):
                 return self._by_member[member], member, True
         return None
 
@@ -145,7 +146,7 @@ class Dictionary:
 def parse_dictionary(data: Any, origin: str) -> tuple[dict[str, Entry], list[str]]:
     """Validate the JSON structure; returns (entries, heads to remove)."""
     if not isinstance(data, dict) or not isinstance(data.get("terms", {}), dict):
-        raise ConfigError(f"{origin}: expected an object with a \"terms\" object")
+        raise ConfigError(f'{origin}: expected an object with a "terms" object')
     entries: dict[str, Entry] = {}
     for raw_head, body in data.get("terms", {}).items():
         head = _clean_term(raw_head, origin)
@@ -155,13 +156,15 @@ def parse_dictionary(data: Any, origin: str) -> tuple[dict[str, Entry], list[str
         related = body.get("related", {})
         if not isinstance(synonyms, list) or not isinstance(related, dict):
             raise ConfigError(
-                f"{origin}: term {raw_head!r} needs \"synonyms\" as a list and "
-                "\"related\" as an object of word -> weight"
+                f'{origin}: term {raw_head!r} needs "synonyms" as a list and '
+                '"related" as an object of word -> weight'
             )
         related_pairs = []
         for word, weight in related.items():
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                raise ConfigError(f"{origin}: weight of {word!r} under {raw_head!r} is not a number")
+                raise ConfigError(
+                    f"{origin}: weight of {word!r} under {raw_head!r} is not a number"
+                )
             if not 0 < weight <= 1:
                 raise ConfigError(
                     f"{origin}: weight of {word!r} under {raw_head!r} must be in (0, 1]"
@@ -169,13 +172,15 @@ def parse_dictionary(data: Any, origin: str) -> tuple[dict[str, Entry], list[str
             related_pairs.append((_clean_term(word, origin), float(weight)))
         entries[head] = Entry(
             head=head,
-            synonyms=tuple(_clean_term(s, origin) for s in synonyms if s != head),
+            synonyms=tuple(
+                dict.fromkeys(t for t in (_clean_term(s, origin) for s in synonyms) if t != head)
+            ),
             related=tuple(related_pairs),
             category=str(body.get("category", "")),
         )
     removed = data.get("remove", [])
     if not isinstance(removed, list):
-        raise ConfigError(f"{origin}: \"remove\" must be a list of terms")
+        raise ConfigError(f'{origin}: "remove" must be a list of terms')
     return entries, [_clean_term(r, origin) for r in removed]
 
 
@@ -222,10 +227,14 @@ class Expander:
 
     def expand(self, query: str, max_variants: int | None = None) -> list[Variant]:
         cap = self.max_variants if max_variants is None else max_variants
+        if cap < 1:
+            raise ValueError("max_variants must be at least 1")
         text = " ".join(query.lower().split())
         variants = [Variant(text, 1.0, None)]
-        if not text or cap <= 1:
-            return variants[:cap] if text else []
+        if not text:
+            return []
+        if cap == 1:
+            return variants
         per_match = [self._alternatives(text, span) for span in self._matches(text)]
         # Best weights first; equal weights alternate between the matched terms so that
         # "dog on the beach" yields both "puppy on the beach" and "dog on the seashore".
@@ -234,7 +243,7 @@ class Expander:
             key=lambda cand: (-cand[0], cand[1]),
         )
         seen = {text}
-        for weight, _rank, variant in ranked:
+        for _weight, _rank, variant in ranked:
             if len(variants) >= cap:
                 break
             if variant.text not in seen:

@@ -65,8 +65,10 @@ def decode(
     except PermissionError as exc:
         raise DecodeError("permission denied") from exc
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        reason = "not a recognized image format" if isinstance(exc, UnidentifiedImageError) else (
-            f"image too large to decode safely ({_short(exc)})"
+        reason = (
+            "not a recognized image format"
+            if isinstance(exc, UnidentifiedImageError)
+            else (f"image too large to decode safely ({_short(exc)})")
         )
         raise DecodeError(reason) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -126,7 +126,9 @@ class VectorIndex:
             live = self._index.get_current_count() - len(self._deleted)
             k = min(k, live)
             if k <= 0 or len(queries) == 0:
-                return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
+                return np.zeros((len(queries), 0), np.int64), np.zeros(
+                    (len(queries), 0), np.float32
+                )
             self._index.set_ef(max(self.ef_search, k))
             labels, distances = self._index.knn_query(queries, k=k)
         # hnswlib's cosine space returns 1 - cos.

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -155,7 +155,7 @@ class Indexer:
             report.seconds = time.perf_counter() - started
         return report
 
-    def _remove_missing(self, known: dict[str, FileState], on_disk: dict[str, object]) -> int:
+    def _remove_missing(self, known: dict[str, FileState], on_disk: Mapping[str, object]) -> int:
         gone = [state.id for path, state in known.items() if path not in on_disk]
         self.library.remove_ids(gone)
         return len(gone)
@@ -174,33 +174,32 @@ class Indexer:
         if progress is not None:
             progress(Progress(0, len(jobs), 0.0, len(report.failed)))
         for batch in self._decoded_batches(jobs, cancel):
-            records, pixels, vector_slots = [], [], []
+            records: list[ImageRecord] = []
+            decoded: list[tuple[int, npt.NDArray[np.float32]]] = []  # (record slot, pixels)
             for job, outcome in batch:
-                if isinstance(outcome, DecodedImage):
-                    vector_slots.append(len(records))
-                    pixels.append(outcome.model_input)
+                if isinstance(outcome, DecodedImage) and outcome.model_input is not None:
+                    decoded.append((len(records), outcome.model_input))
                     records.append(
                         ImageRecord(
                             job.path, job.folder_id, job.mtime_ns, job.size,
                             outcome.width, outcome.height, outcome.taken_at,
                         )
-                    )
+                    )  # fmt: skip
                 else:
+                    reason = outcome if isinstance(outcome, str) else "no model input"
                     records.append(
-                        ImageRecord(job.path, job.folder_id, job.mtime_ns, job.size, error=outcome)
+                        ImageRecord(job.path, job.folder_id, job.mtime_ns, job.size, error=reason)
                     )
-                    report.failed.append(Failure(job.path, outcome))
-            if pixels:
-                vectors = self.encoder.encode_pixels(np.stack(pixels))
+                    report.failed.append(Failure(job.path, reason))
+            vector_slots = [slot for slot, _ in decoded]
+            vectors = np.zeros((0, self.encoder.dim), np.float32)
+            if decoded:
+                vectors = self.encoder.encode_pixels(np.stack([pixels for _, pixels in decoded]))
                 for slot, vector in zip(vector_slots, vectors, strict=True):
-                    records[slot] = _with_vector(records[slot], vector)
+                    records[slot] = replace(records[slot], vector=vector)
             # Catalog first: once committed, a crash loses nothing (the index is repaired).
             _, ids = self.library.catalog.write_batch(records)
-            with_vectors = [(ids[s], records[s].vector) for s in vector_slots]
-            if with_vectors:
-                self.library.index.add(
-                    [i for i, _ in with_vectors], np.stack([v for _, v in with_vectors])
-                )
+            self.library.index.add([ids[slot] for slot in vector_slots], vectors)
             failed_ids = [i for i, rec in zip(ids, records, strict=True) if rec.vector is None]
             self.library.index.remove(failed_ids)  # a file that broke since it was indexed
             report.indexed += len(vector_slots)
@@ -251,7 +250,7 @@ class Indexer:
                         pending.append((job, pool.submit(work, job)))
                     if not pending:
                         return
-                    batch = []
+                    batch: list[tuple[_Job, DecodedImage | str]] = []
                     while pending and len(batch) < self.batch_size:
                         job, future = pending.popleft()
                         batch.append((job, future.result()))
@@ -294,10 +293,4 @@ def _existing_folder(folder: str | os.PathLike[str]) -> str:
 
 
 def _unchanged(state: FileState | None, mtime_ns: int, size: int) -> bool:
-    return (
-        state is not None and state.indexed and state.mtime_ns == mtime_ns and state.size == size
-    )
-
-
-def _with_vector(record: ImageRecord, vector: npt.NDArray[np.float32]) -> ImageRecord:
-    return replace(record, vector=vector)
+    return state is not None and state.indexed and state.mtime_ns == mtime_ns and state.size == size

@@ -1,4 +1,4 @@
-"""expand -> encode (cached) -> knn per variant -> exact cosines -> calibrate -> aggregate -> rank."""
+"""Search: expand -> encode (cached) -> knn -> exact cosines -> calibrate -> aggregate -> rank."""
 
 from __future__ import annotations
 
@@ -114,7 +114,9 @@ class Searcher:
 
     def variants(self, query: str, expand: bool = True) -> tuple[PromptVariant, ...]:
         expanded = (
-            self.expander.expand(query) if expand else [Variant(" ".join(query.split()), 1.0)]
+            self.expander.expand(query)
+            if expand
+            else [Variant(" ".join(query.lower().split()), 1.0)]
         )
         return tuple(
             PromptVariant(v.text, self.encoder.prompt(v.text), v.weight, v.source)

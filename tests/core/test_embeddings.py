@@ -1,0 +1,172 @@
+"""The encoder reproduces SigLIP's own scoring: max_length padding, input_ids only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_photo
+from PIL import Image
+
+from gallery_app.core.calibrate import model_preset
+from gallery_app.core.embeddings import (
+    DEFAULT_MODEL,
+    SiglipEncoder,
+    make_prompt,
+    resolve_model_id,
+)
+from gallery_app.core.errors import ConfigError, ModelUnavailable
+from gallery_app.core.indexer import Indexer
+from gallery_app.core.search import Searcher
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir: Path):
+    """The checkpoint loaded the plain transformers way, as a reference implementation."""
+    from transformers import SiglipModel, SiglipProcessor
+
+    model = SiglipModel.from_pretrained(tiny_model_dir).eval()
+    processor = SiglipProcessor.from_pretrained(tiny_model_dir)
+    return model, processor
+
+
+def reference_ids(processor, prompt: str, **overrides) -> torch.Tensor:
+    options = {"padding": "max_length", "max_length": 64, "truncation": True}
+    options.update(overrides)
+    return processor.tokenizer([prompt], return_tensors="pt", **options)["input_ids"]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.ravel(a), np.ravel(b)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_search_score_equals_siglip_logits(encoder, library, tmp_path, reference):
+    """Model preset, no expansion: the app's score is sigmoid(logits_per_image) exactly."""
+    model, processor = reference
+    photo = tmp_path / "photos" / "one.png"
+    photo.parent.mkdir()
+    Image.fromarray(random_photo(7, (80, 60))).save(photo)
+    Indexer(library, encoder).index([photo.parent])
+
+    query = "a dog on the beach"
+    hits = Searcher(library, encoder).search(query, expand=False)
+    calibration = model_preset(encoder.logit_scale, encoder.logit_bias)
+    [result] = hits.rank(calibration)
+
+    prompt = "a photo of a dog on the beach."
+    assert result.prompt == prompt
+    with torch.no_grad():
+        pixel_values = processor.image_processor(
+            images=[Image.open(photo).convert("RGB")], return_tensors="pt"
+        )["pixel_values"]
+        logits = model(
+            input_ids=reference_ids(processor, prompt), pixel_values=pixel_values
+        ).logits_per_image
+    expected = torch.sigmoid(logits).item()
+    assert abs(result.score - expected) <= 1e-4
+    # and the score is not trivially saturated, so the comparison means something
+    assert 1e-3 < expected < 1 - 1e-3
+
+
+def test_text_embedding_is_padded_and_unmasked(encoder, reference):
+    model, processor = reference
+    prompt = "a photo of a red car in the street."
+    with torch.no_grad():
+        padded = model.get_text_features(input_ids=reference_ids(processor, prompt)).numpy()
+        unpadded_ids = processor.tokenizer([prompt], return_tensors="pt")["input_ids"]
+        unpadded = model.get_text_features(input_ids=unpadded_ids).numpy()
+        batch = processor.tokenizer(
+            [prompt], padding="max_length", max_length=64, truncation=True, return_tensors="pt"
+        )
+        masked = model.get_text_features(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).numpy()
+
+    ours = encoder.encode_prompts([prompt])
+    assert ours.shape == (1, encoder.dim)
+    assert np.linalg.norm(ours) == pytest.approx(1.0, abs=1e-5)
+    assert cosine(ours, padded) == pytest.approx(1.0, abs=1e-5)
+    assert cosine(ours, unpadded) < 0.999
+    assert cosine(ours, masked) < 0.999
+    assert unpadded_ids.shape[1] < 64  # the unpadded reference really is shorter
+
+
+def test_tokenizer_pads_to_checkpoint_length(encoder):
+    ids = encoder.tokenize(["a photo of a dog.", "a photo of " + "dog " * 200])
+    assert tuple(ids.shape) == (2, encoder.max_text_length) == (2, 64)
+
+
+def test_texts_are_lowercased_into_the_template(encoder):
+    assert make_prompt("  Dog   on the BEACH ") == "a photo of dog on the beach."
+    assert encoder.prompt("Sunset") == "a photo of sunset."
+    upper, lower = encoder.encode_texts(["RED CAR", "red car"])
+    assert cosine(upper, lower) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_prompt_template_must_have_placeholder():
+    assert make_prompt("cat", "an image of {}") == "an image of cat"
+    with pytest.raises(ConfigError):
+        make_prompt("cat", "no placeholder")
+
+
+def test_image_preprocessing_matches_processor(encoder, reference):
+    _, processor = reference
+    image = Image.fromarray(random_photo(3, (97, 41)))
+    ours = encoder.image_spec.to_model_input(image)
+    theirs = processor.image_processor(images=[image], return_tensors="np")["pixel_values"][0]
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_image_embeddings_are_normalized_and_distinct(encoder):
+    images = [Image.fromarray(random_photo(seed)) for seed in range(3)]
+    vectors = encoder.encode_images(images)
+    assert vectors.shape == (3, encoder.dim) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert cosine(vectors[0], vectors[1]) < 0.9999
+
+
+def test_exposes_checkpoint_scale_and_bias(encoder, reference):
+    model, _ = reference
+    assert encoder.logit_scale == pytest.approx(model.logit_scale.item())
+    assert encoder.logit_bias == pytest.approx(model.logit_bias.item())
+    assert encoder.dim == model.config.text_config.hidden_size
+    assert encoder.model_id == str(Path(encoder.model_id).resolve())
+
+
+def test_model_id_resolution(monkeypatch, tmp_path):
+    assert resolve_model_id(None) == DEFAULT_MODEL
+    monkeypatch.setenv("GALLERY_APP_MODEL", "someone/siglip-x")
+    assert resolve_model_id(None) == "someone/siglip-x"
+    assert resolve_model_id(str(tmp_path)) == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "corrupt-weights", "no-tokenizer"])
+def test_unloadable_model_raises_typed_error(problem, tiny_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    if problem != "missing":
+        shutil.copytree(tiny_model_dir, folder)
+    if problem == "empty":
+        for item in folder.iterdir():
+            item.unlink()
+    elif problem == "corrupt-weights":
+        (folder / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    elif problem == "no-tokenizer":
+        (folder / "spiece.model").unlink()
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load(str(folder))
+    message = str(caught.value)
+    assert str(folder) in message
+    assert "--model" in message or "folder" in message
+
+
+def test_offline_hub_id_raises_typed_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load("nobody-here/not-a-real-siglip")
+    assert "nobody-here/not-a-real-siglip" in str(caught.value)
+    assert "internet" in str(caught.value)

@@ -1,0 +1,143 @@
+"""The CLI end to end, as a user runs it: index a folder, search it, exit codes, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gallery_app.cli import main
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gallery_app", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_path):
+    photos = make_images(6)
+    folder = photos[0].parent
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    data = tmp_path / "cli-data"
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+
+    indexed = run_cli(*common, "index", str(folder), "--json")
+    assert indexed.returncode == 0, indexed.stderr
+    report = json.loads(indexed.stdout)
+    assert set(report) == {"indexed", "unchanged", "removed", "failed", "total", "seconds"}
+    assert (report["indexed"], report["unchanged"], report["removed"], report["total"]) == (
+        6,
+        0,
+        0,
+        7,
+    )
+    assert [f["path"] for f in report["failed"]] == [str(folder / "broken.jpg")]
+    assert report["failed"][0]["reason"]
+
+    searched = run_cli(*common, "search", "dogs on the beach", "--top-k", "4", "--json")
+    assert searched.returncode == 0, searched.stderr
+    out = json.loads(searched.stdout)
+    assert set(out) == {"query", "preset", "temperature", "threshold", "variants", "results"}
+    assert out["query"] == "dogs on the beach" and out["preset"] == "model"
+    assert out["variants"][0] == {
+        "text": "dogs on the beach",
+        "prompt": "a photo of dogs on the beach.",
+        "weight": 1.0,
+    }
+    assert 1 < len(out["variants"]) <= 8
+    assert len(out["results"]) == 4
+    for result in out["results"]:
+        assert set(result) == {"path", "score", "raw", "variant", "prompt", "weight"}
+        assert os.path.isabs(result["path"]) and Path(result["path"]).exists()
+        assert 0.0 <= result["score"] <= 1.0 and -1.0 <= result["raw"] <= 1.0
+    scores = [r["score"] for r in out["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+    table = run_cli(
+        *common,
+        "search",
+        "cat",
+        "--no-expand",
+        "--preset",
+        "seed",
+        "--temperature",
+        "12",
+        "--threshold",
+        "0.05",
+    )
+    assert table.returncode == 0, table.stderr
+    assert "T=12.00" in table.stdout and "c=0.0500" in table.stdout
+    assert str(photos[0].parent) in table.stdout
+    assert "score" in table.stdout and "raw" in table.stdout
+
+
+def test_search_flags_override_calibration(tiny_model_dir, make_images, tmp_path, capsys):
+    folder = make_images(3)[0].parent
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "d")]
+    assert main([*common, "index", str(folder)]) == 0
+    capsys.readouterr()
+    assert main([*common, "search", "snow", "--no-expand", "--json", "--preset", "seed"]) == 0
+    seed = json.loads(capsys.readouterr().out)
+    assert (seed["temperature"], seed["threshold"], seed["preset"]) == (25.0, 0.0, "seed")
+    assert [v["text"] for v in seed["variants"]] == ["snow"]
+    assert main([*common, "search", "snow", "--no-expand", "--json", "--temperature", "3"]) == 0
+    custom = json.loads(capsys.readouterr().out)
+    assert custom["temperature"] == 3.0 and custom["preset"] == "custom"
+    for a, b in zip(seed["results"], custom["results"], strict=False):
+        if a["path"] == b["path"]:
+            assert a["raw"] == pytest.approx(b["raw"])
+    assert seed["results"][0]["score"] != custom["results"][0]["score"]
+
+
+def test_bad_model_is_one_clear_line_and_exit_1(tmp_path):
+    result = run_cli("--model", str(tmp_path / "missing-model"), "search", "dog")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing-model" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_folder_exit_1(tiny_model_dir, tmp_path, capsys):
+    code = main(["--model", str(tiny_model_dir), "index", str(tmp_path / "nope")])
+    assert code == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search"],
+        ["search", "dog", "--top-k", "0"],
+        ["search", "dog", "--temperature", "-1"],
+        ["search", "dog", "--preset", "warm"],
+        ["index"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_usage_exits_2(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_no_subcommand_prints_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "index" in out and "search" in out
+
+
+def test_empty_library_says_what_to_do(tiny_model_dir, tmp_path, capsys):
+    code = main(["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "e"), "search", "x"])
+    assert code == 0
+    assert "gallery-app index" in capsys.readouterr().err
