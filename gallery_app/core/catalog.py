@@ -105,10 +105,19 @@ class Catalog:
             self._db.executescript(_SCHEMA)
             self._check_identity()
         except sqlite3.DatabaseError as exc:
+            self._close_quietly()
             raise CorruptIndex(
                 f"The library catalog {path} cannot be read ({exc}). Move it aside and run "
                 "`gallery-app index` on your folders again to rebuild it."
             ) from exc
+        except LibraryMismatch:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     def _check_identity(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta"))

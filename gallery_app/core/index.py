@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -27,9 +28,9 @@ class IndexState:
 class VectorIndex:
     """Cosine hnswlib index with a lock, growing capacity, replace-deleted and atomic save.
 
-    hnswlib does not persist which labels are deleted nor the query-time ef, so a JSON
-    sidecar stores the deleted labels and the catalog generation the index reflects, and
-    ef is set on every load (and raised to k on every query).
+    hnswlib persists deleted marks but offers no way to list them, and it does not persist
+    the query-time ef. So a JSON sidecar stores the deleted labels and the catalog generation
+    the index reflects, and ef is set on every load (and raised to k on every query).
     """
 
     def __init__(
@@ -57,9 +58,17 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, path: Path, dim: int, ef_search: int = DEFAULT_EF_SEARCH
+        cls,
+        path: Path,
+        dim: int,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        verify_deleted: bool = False,
     ) -> tuple[VectorIndex, IndexState]:
-        """Load an index and its sidecar; raises OSError/RuntimeError/ValueError if unusable."""
+        """Load an index and its sidecar; raises OSError/RuntimeError/ValueError if unusable.
+
+        verify_deleted asks hnswlib itself which labels are deleted instead of trusting the
+        sidecar (slow, ~40 us a label): for when the sidecar may be older than the index.
+        """
         import hnswlib
 
         state = read_sidecar(sidecar_path(path), dim)
@@ -72,9 +81,19 @@ class VectorIndex:
         if self._index.dim != dim:
             raise ValueError(f"index dim {self._index.dim} != {dim}")
         self._index.set_ef(ef_search)  # ef is not saved with the index
-        labels = set(self._index.get_ids_list())
-        self._deleted = set(state.deleted) & labels
+        labels = self._index.get_ids_list()
+        if verify_deleted:
+            self._deleted = {label for label in labels if not self._has_live(label)}
+        else:
+            self._deleted = set(state.deleted) & set(labels)
         return self, state
+
+    def _has_live(self, label: int) -> bool:
+        try:
+            self._index.get_items([label])
+        except RuntimeError:  # hnswlib: "Label not found" for deleted labels
+            return False
+        return True
 
     def __len__(self) -> int:
         with self._lock:
@@ -95,26 +114,36 @@ class VectorIndex:
         if len(labels) == 0:
             return
         with self._lock:
-            revived = [int(i) for i in labels if int(i) in self._deleted]
-            for label in revived:
-                # With replace-deleted on, hnswlib refuses to update a deleted label in place.
-                self._index.unmark_deleted(label)
-                self._deleted.discard(label)
-            needed = self._index.get_current_count() + len(labels)
-            if needed > self._index.get_max_elements():
-                self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
-            self._index.add_items(data, labels, replace_deleted=True)
-            if self._deleted:
-                # Slots of deleted labels may have been reused by new ones: forget those labels.
-                self._deleted &= set(self._index.get_ids_list())
+            known = set(self._index.get_ids_list())
+            is_known = np.array([int(label) in known for label in labels], dtype=bool)
+            for label in labels[is_known]:
+                if int(label) in self._deleted:
+                    # With replace-deleted on, hnswlib refuses to update a deleted label.
+                    self._index.unmark_deleted(int(label))
+                    self._deleted.discard(int(label))
+            if is_known.any():
+                # Known labels are updated in place; replace_deleted=True would put the new
+                # vector in some other deleted slot and leave the old one live (a duplicate).
+                self._index.add_items(data[is_known], labels[is_known], replace_deleted=False)
+            new = ~is_known
+            if new.any():
+                reusable = min(len(self._deleted), int(new.sum()))
+                needed = self._index.get_current_count() + int(new.sum()) - reusable
+                if needed > self._index.get_max_elements():
+                    self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+                self._index.add_items(data[new], labels[new], replace_deleted=True)
+                if self._deleted:
+                    # Reused slots drop their old labels from hnswlib: forget them too.
+                    self._deleted &= set(self._index.get_ids_list())
 
     def remove(self, ids: Iterable[int]) -> None:
         with self._lock:
             present = set(self._index.get_ids_list())
-            for label in ids:
-                label = int(label)
+            for label in map(int, ids):
                 if label in present and label not in self._deleted:
-                    self._index.mark_deleted(label)
+                    # RuntimeError: already deleted in hnswlib, though unknown to us.
+                    with contextlib.suppress(RuntimeError):
+                        self._index.mark_deleted(label)
                     self._deleted.add(label)
 
     def query(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gallery_app.core.catalog import Catalog
 from gallery_app.core.imaging import ThumbnailCache
-from gallery_app.core.index import VectorIndex
+from gallery_app.core.index import VectorIndex, read_sidecar, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -67,31 +67,47 @@ class Library:
         self.catalog = Catalog(self.folder / "catalog.sqlite", model_id, dim)
         self.thumbnails = ThumbnailCache(data_dir / "thumbnails")
         self.index_path = self.folder / "vectors.hnsw"
-        self.index, self.repair = self._open_index()
+        try:
+            self.index, self.repair = self._open_index()
+        except BaseException:
+            self.catalog.close()
+            raise
 
     def _open_index(self) -> tuple[VectorIndex, RepairReport]:
         catalog_ids = self.catalog.vector_ids()
+        generation = self.catalog.generation
         if self.index_path.exists():
             try:
-                index, state = VectorIndex.load(self.index_path, self.dim)
+                sidecar = read_sidecar(sidecar_path(self.index_path), self.dim)
+                # A sidecar from another generation may be older than the index file (a crash
+                # between the two replaces): then ask hnswlib which labels are deleted.
+                index, state = VectorIndex.load(
+                    self.index_path, self.dim, verify_deleted=sidecar.generation != generation
+                )
+                report = self._repair(index, state.generation, catalog_ids)
             except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-                log.warning("vector index %s unreadable (%s); rebuilding", self.index_path, exc)
+                log.warning("vector index %s unusable (%s); rebuilding", self.index_path, exc)
             else:
-                live = index.live_ids()
-                extra = live - catalog_ids
-                # Vectors written after the index was saved may have changed in place.
-                changed_ids, changed = self.catalog.vectors(since_generation=state.generation)
-                missing = catalog_ids - live - set(changed_ids.tolist())
-                missing_ids, missing_vectors = self.catalog.vectors(ids=sorted(missing))
-                index.remove(extra)
-                index.add(changed_ids, changed)
-                index.add(missing_ids, missing_vectors)
-                report = RepairReport(False, len(missing_ids) + len(changed_ids), len(extra))
                 if report.changed:
                     log.info("index repaired from catalog: %s", report)
-                    index.save(self.index_path, self.catalog.generation)
+                    index.save(self.index_path, generation)
                 return index, report
         return self._rebuild(len(catalog_ids))
+
+    def _repair(
+        self, index: VectorIndex, index_generation: int, catalog_ids: set[int]
+    ) -> RepairReport:
+        """Make the index hold exactly the catalog's vectors."""
+        live = index.live_ids()
+        extra = live - catalog_ids
+        # Vectors written after the index was saved may have changed in place.
+        changed_ids, changed = self.catalog.vectors(since_generation=index_generation)
+        missing = catalog_ids - live - set(changed_ids.tolist())
+        missing_ids, missing_vectors = self.catalog.vectors(ids=sorted(missing))
+        index.remove(extra)
+        index.add(changed_ids, changed)
+        index.add(missing_ids, missing_vectors)
+        return RepairReport(False, len(missing_ids) + len(changed_ids), len(extra))
 
     def _rebuild(self, count: int) -> tuple[VectorIndex, RepairReport]:
         index = VectorIndex(self.dim, capacity=max(1024, count))

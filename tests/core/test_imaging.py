@@ -1,0 +1,319 @@
+"""decode: one pass from any file to RGB model input + thumbnail + metadata; the thumbnail cache."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import random_photo
+from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
+
+from gallery_app.core.imaging import (
+    THUMBNAIL_PX,
+    DecodeError,
+    ThumbnailCache,
+    decode,
+    is_image_file,
+    to_rgb,
+)
+
+WHITE = (255, 255, 255)
+
+
+def pixel(img: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    value = img.getpixel(xy)
+    assert isinstance(value, tuple)
+    return value
+
+
+def jpeg_bytes(size: tuple[int, int], seed: int = 0, **save_options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(random_photo(seed, size)).save(buffer, format="JPEG", **save_options)
+    return buffer.getvalue()
+
+
+# Image modes -------------------------------------------------------------------------------
+
+
+def test_rgba_transparent_region_becomes_white(tmp_path: Path) -> None:
+    rgba = np.zeros((20, 40, 4), np.uint8)
+    rgba[:, :20] = (200, 10, 30, 255)  # opaque red-ish left half
+    rgba[:, 20:] = (0, 0, 0, 0)  # fully transparent (black) right half
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+
+    result = decode(path)
+
+    assert result.thumbnail.mode == "RGB"
+    assert pixel(result.thumbnail, (5, 10)) == (200, 10, 30)
+    assert pixel(result.thumbnail, (35, 10)) == WHITE
+    # to_rgb on its own does the same.
+    direct = to_rgb(Image.fromarray(rgba, "RGBA"))
+    assert direct.mode == "RGB"
+    assert pixel(direct, (35, 10)) == WHITE
+
+
+def test_palette_with_transparency_is_composited_over_white(tmp_path: Path) -> None:
+    img = Image.new("P", (20, 10), 0)
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * (256 * 3 - 6))
+    img.paste(1, (10, 0, 20, 10))  # right half uses the transparent (blue) entry
+    img.info["transparency"] = 1
+    path = tmp_path / "palette.png"
+    img.save(path)
+    assert Image.open(path).mode == "P"
+
+    result = decode(path)
+
+    assert result.thumbnail.mode == "RGB"
+    assert pixel(result.thumbnail, (2, 5)) == (255, 0, 0)
+    assert pixel(result.thumbnail, (15, 5)) == WHITE  # not the palette's blue
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (30, 20), (0, 255, 255, 0)).save(path)
+    assert Image.open(path).mode == "CMYK"
+
+    seen: list[str] = []
+    result = decode(path, model_input=lambda im: seen.append(im.mode) or np.zeros(1, np.float32))
+
+    assert result.thumbnail.mode == "RGB"
+    assert seen == ["RGB"]
+    assert (result.width, result.height) == (30, 20)
+
+
+def test_16bit_grayscale_is_scaled_not_clipped(tmp_path: Path) -> None:
+    values = np.zeros((10, 40), np.uint16)
+    values[:, 0:10] = 65535
+    values[:, 10:20] = 32768
+    values[:, 20:30] = 0
+    values[:, 30:40] = 256  # just above 8-bit range: must stay dark, not wrap or saturate
+    path = tmp_path / "gray16.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I")
+
+    got: list[Image.Image] = []
+    decode(path, model_input=lambda im: got.append(im) or np.zeros(1, np.float32))
+
+    rgb = got[0]
+    assert rgb.mode == "RGB"
+    assert pixel(rgb, (5, 5)) == WHITE
+    assert all(abs(c - 128) <= 1 for c in pixel(rgb, (15, 5)))
+    assert pixel(rgb, (25, 5)) == (0, 0, 0)
+    assert all(c <= 2 for c in pixel(rgb, (35, 5)))
+
+
+# EXIF --------------------------------------------------------------------------------------
+
+
+def test_exif_orientation_swaps_size_and_rotates_thumbnail(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.new("RGB", (40, 20), (10, 200, 30)).save(path, exif=exif)
+
+    result = decode(path)
+
+    assert (result.width, result.height) == (20, 40)
+    thumb_w, thumb_h = result.thumbnail.size
+    assert thumb_h > thumb_w  # portrait, as displayed
+    assert result.thumbnail.size == (20, 40)
+
+
+def test_exif_date_taken_is_iso(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = "2021:07:04 13:45:09"
+    dated = tmp_path / "dated.jpg"
+    Image.new("RGB", (16, 16)).save(dated, exif=exif)
+    plain = tmp_path / "plain.jpg"
+    Image.new("RGB", (16, 16)).save(plain)
+
+    assert decode(dated).taken_at == "2021-07-04T13:45:09"
+    assert decode(plain).taken_at is None
+
+
+def test_exif_datetime_fallback_when_no_date_original(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[306] = "2019:01:02 03:04:05"
+    path = tmp_path / "datetime.jpg"
+    Image.new("RGB", (16, 16)).save(path, exif=exif)
+
+    assert decode(path).taken_at == "2019-01-02T03:04:05"
+
+
+# Reduced-size decode -------------------------------------------------------------------------
+
+
+def test_large_jpeg_uses_draft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "big.jpg"
+    gradient = Image.linear_gradient("L").resize((4000, 3000)).convert("RGB")
+    gradient.save(path, quality=80)
+
+    draft_calls: list[tuple[object, object]] = []
+    real_draft = JpegImageFile.draft
+
+    def spy(self, mode, size):  # type: ignore[no-untyped-def]
+        draft_calls.append((mode, size))
+        return real_draft(self, mode, size)
+
+    monkeypatch.setattr(JpegImageFile, "draft", spy)
+    model_sizes: list[tuple[int, int]] = []
+
+    def model_input(im: Image.Image) -> np.ndarray:
+        model_sizes.append(im.size)
+        return np.zeros(3, np.float32)
+
+    result = decode(path, model_input=model_input)
+
+    assert (result.width, result.height) == (4000, 3000)
+    assert max(result.thumbnail.size) <= THUMBNAIL_PX
+    assert max(result.thumbnail.size) == THUMBNAIL_PX  # a downscale, not a tiny image
+    assert len(draft_calls) == 1
+    _, requested = draft_calls[0]
+    assert isinstance(requested, tuple)
+    assert min(requested) >= 224
+    # Draft decoded at a fraction of full size, but never below what the outputs need.
+    (width, height) = model_sizes[0]
+    assert min(width, height) >= 256
+    assert width <= 1000  # 4000 / 8 = 500: the 1/8 draft scale
+    assert width / height == pytest.approx(4 / 3, rel=0.02)
+
+
+def test_model_input_receives_rgb_and_its_result_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(random_photo(3, (64, 48))).save(path)
+    marker = np.arange(5, dtype=np.float32)
+    received: list[Image.Image] = []
+
+    def model_input(im: Image.Image) -> np.ndarray:
+        received.append(im)
+        return marker
+
+    result = decode(path, model_input=model_input)
+
+    assert len(received) == 1
+    assert received[0].mode == "RGB"
+    assert received[0].size == (64, 48)
+    assert result.model_input is marker
+    assert decode(path).model_input is None
+
+
+# Broken files ------------------------------------------------------------------------------
+
+
+def test_random_bytes_are_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "noise.jpg"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+
+    with pytest.raises(DecodeError, match="not a recognized image format"):
+        decode(path)
+
+
+def test_truncated_jpeg_is_a_decode_error(tmp_path: Path) -> None:
+    data = jpeg_bytes((400, 300), seed=1)
+    path = tmp_path / "truncated.jpg"
+    path.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(DecodeError) as info:
+        decode(path, model_input=lambda im: np.zeros(1, np.float32))
+    message = str(info.value)
+    assert "corrupt" in message or "truncated" in message
+    assert len(message) > len("corrupt")
+
+
+def test_truncated_png_is_a_decode_error(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(random_photo(2, (200, 150))).save(buffer, format="PNG")
+    path = tmp_path / "truncated.png"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+    with pytest.raises(DecodeError, match=r"\S"):
+        decode(path)
+
+
+def test_missing_file_is_a_decode_error(tmp_path: Path) -> None:
+    with pytest.raises(DecodeError, match="disappeared"):
+        decode(tmp_path / "gone.jpg")
+
+
+def test_empty_file_and_directory_are_decode_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+
+    with pytest.raises(DecodeError, match="not a recognized image format"):
+        decode(empty)
+    with pytest.raises(DecodeError, match=r"\S"):
+        decode(folder)
+
+
+# Thumbnail cache ---------------------------------------------------------------------------
+
+
+def test_thumbnail_cache_round_trip(tmp_path: Path) -> None:
+    cache = ThumbnailCache(tmp_path / "thumbs")
+    assert cache.size_bytes() == 0
+    thumb = Image.fromarray(random_photo(4, (64, 48)))
+
+    assert cache.get("/photos/a.jpg", 111) is None
+    written = cache.put("/photos/a.jpg", 111, thumb)
+
+    found = cache.get("/photos/a.jpg", 111)
+    assert found == written
+    with Image.open(found) as img:
+        assert img.format == "JPEG"
+        assert img.size == (64, 48)
+        img.load()
+    assert cache.size_bytes() > 0
+    assert cache.size_bytes() == found.stat().st_size
+
+
+def test_thumbnail_cache_is_keyed_by_mtime_and_path(tmp_path: Path) -> None:
+    cache = ThumbnailCache(tmp_path / "thumbs")
+    thumb = Image.fromarray(random_photo(5, (32, 32)))
+    cache.put("/photos/a.jpg", 1, thumb)
+
+    assert cache.get("/photos/a.jpg", 2) is None
+    assert cache.get("/photos/b.jpg", 1) is None
+    assert cache.path_for("/photos/a.jpg", 1) != cache.path_for("/photos/a.jpg", 2)
+
+    before = cache.size_bytes()
+    cache.put("/photos/a.jpg", 2, thumb)
+    assert cache.get("/photos/a.jpg", 2) is not None
+    assert cache.get("/photos/a.jpg", 1) is not None
+    assert cache.size_bytes() > before
+
+
+def test_thumbnail_cache_leaves_no_temp_files(tmp_path: Path) -> None:
+    cache = ThumbnailCache(tmp_path / "thumbs")
+    for i in range(5):
+        cache.put(f"/photos/{i}.jpg", i, Image.fromarray(random_photo(i, (16, 16))))
+    cache.put("/photos/0.jpg", 0, Image.new("RGB", (8, 8)))  # overwrite an existing entry
+
+    files = [p for p in (tmp_path / "thumbs").rglob("*") if p.is_file()]
+    assert len(files) == 5
+    assert not list((tmp_path / "thumbs").rglob("*.tmp"))
+    assert all(p.suffix == ".jpg" for p in files)
+
+
+# File types --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("IMG_0001.JPG", True),
+        ("holiday.png", True),
+        ("scan.TIFF", True),
+        ("notes.txt", False),
+        ("archive.jpg.zip", False),
+        ("no_extension", False),
+    ],
+)
+def test_is_image_file(name: str, expected: bool) -> None:
+    assert is_image_file(name) is expected
+    assert is_image_file(Path("/some/folder") / name) is expected
