@@ -1,0 +1,304 @@
+"""The search debug panel: a query's variants, each result's raw and calibrated score, warnings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Slot,
+)
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gallery_app.core.calibrate import Calibration
+from gallery_app.core.diagnostics import diagnose, summarize
+from gallery_app.core.search import PromptVariant, SearchHits, SearchResult
+
+_ModelIndex = QModelIndex | QPersistentModelIndex
+ThumbnailFor = Callable[[str], QPixmap | None]
+
+THUMBNAIL_SIZE = 40  # logical pixels: enough to recognise a photo, small enough for a dock
+
+
+class ResultsTableModel(QAbstractTableModel):
+    """One row per SearchResult, in ranking order; the proxy in DebugPanel does any sorting."""
+
+    THUMBNAIL, FILE, VARIANT, RAW, SCORE = range(5)
+    # Plain values to sort by: floats for the numbers (so 0.1 < 0.05 never happens), the
+    # ranking position for the thumbnail column (sorting by it restores the ranking).
+    SortRole = Qt.ItemDataRole.UserRole + 1
+
+    _HEADERS = ("Photo", "File", "Variant", "Raw cosine", "Score")
+    _HEADER_TIPS = (
+        "Click to restore the ranking order",
+        "File name (hover for the full path)",
+        "The query variant whose weighted score won for this photo",
+        "Cosine between the photo and the winning variant's text",
+        "weight × sigmoid(T × (raw − c)) of the winning variant: what the ranking uses",
+    )
+
+    def __init__(
+        self, thumbnail_for: ThumbnailFor | None = None, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._results: list[SearchResult] = []
+        self._thumbnail_for = thumbnail_for
+        # Scaled copies, so a repaint does not rescale; emptied whenever thumbnails may change.
+        self._scaled: dict[str, QPixmap] = {}
+
+    def results(self) -> list[SearchResult]:
+        return list(self._results)
+
+    def set_results(self, results: Sequence[SearchResult]) -> None:
+        """Replace every row: one reset (a recalibration re-ranks, so rows move anyway)."""
+        self.beginResetModel()
+        self._results = list(results)
+        self._scaled.clear()
+        self.endResetModel()
+
+    def refresh_thumbnails(self) -> None:
+        self._scaled.clear()
+        if self._results:
+            self.dataChanged.emit(
+                self.index(0, self.THUMBNAIL),
+                self.index(len(self._results) - 1, self.THUMBNAIL),
+                [Qt.ItemDataRole.DecorationRole],
+            )
+
+    # -- QAbstractTableModel ----------------------------------------------------------------
+
+    def rowCount(self, parent: _ModelIndex | None = None) -> int:
+        # A table has rows only at the root.
+        return 0 if parent is not None and parent.isValid() else len(self._results)
+
+    def columnCount(self, parent: _ModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._HEADERS)
+
+    def data(self, index: _ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._results):
+            return None
+        result = self._results[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == self.FILE:
+                return os.path.basename(result.path)
+            if column == self.VARIANT:
+                return result.variant
+            if column == self.RAW:
+                return f"{result.raw:.4f}"
+            if column == self.SCORE:
+                return f"{result.score:.4f}"
+            return None
+        if role == self.SortRole:
+            return (
+                index.row(),
+                os.path.basename(result.path).lower(),
+                result.variant,
+                result.raw,
+                result.score,
+            )[column]
+        if role == Qt.ItemDataRole.DecorationRole and column == self.THUMBNAIL:
+            return self._thumbnail(result.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column in (self.THUMBNAIL, self.FILE):
+                return result.path
+            if column == self.VARIANT:
+                return f"prompt: {result.prompt}\nweight: {result.weight:g}"
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (self.RAW, self.SCORE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self._HEADERS):
+            return super().headerData(section, orientation, role)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._HEADER_TIPS[section]
+        return None
+
+    def _thumbnail(self, path: str) -> QPixmap | None:
+        if self._thumbnail_for is None:
+            return None
+        scaled = self._scaled.get(path)
+        if scaled is None:
+            pixmap = self._thumbnail_for(path)
+            if pixmap is None or pixmap.isNull():
+                return None
+            # The delegate draws a pixmap at its own size, so fit it to the cell here; keep
+            # its device pixel ratio so it stays sharp on a HiDPI screen.
+            ratio = pixmap.devicePixelRatio()
+            side = round(THUMBNAIL_SIZE * ratio)
+            scaled = pixmap.scaled(
+                side,
+                side,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            scaled.setDevicePixelRatio(ratio)
+            self._scaled[path] = scaled
+        return scaled
+
+
+class DebugPanel(QWidget):
+    """Why a search ranked as it did; meant for a QDockWidget next to the grid."""
+
+    def __init__(
+        self, thumbnail_for: ThumbnailFor | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._warnings: list[str] = []
+
+        self._calibration_label = QLabel(self)
+        self._summary_label = QLabel(self)
+        self._warnings_label = QLabel(self)
+        for label in (self._calibration_label, self._summary_label, self._warnings_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # messages are text, never markup
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._warnings_label.setVisible(False)
+
+        self._variants = QTableWidget(0, 3, self)
+        self._variants.setHorizontalHeaderLabels(["Variant", "Weight", "Source"])
+        self._variants.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._variants.verticalHeader().setVisible(False)
+        self._variants.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a read-out, not an editor
+        self._variants.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self._variants.horizontalHeader().setStretchLastSection(True)
+
+        self._model = ResultsTableModel(thumbnail_for, self)
+        self._proxy = QSortFilterProxyModel(self)
+        self._proxy.setSourceModel(self._model)
+        self._proxy.setSortRole(ResultsTableModel.SortRole)
+        self._view = QTableView(self)
+        self._view.setModel(self._proxy)
+        self._view.setSortingEnabled(True)
+        self._view.sortByColumn(ResultsTableModel.THUMBNAIL, Qt.SortOrder.AscendingOrder)
+        self._view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self._view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._view.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self._view.verticalHeader().setVisible(False)
+        self._view.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE + 4)
+        header = self._view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(ResultsTableModel.FILE, QHeaderView.ResizeMode.Stretch)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self._variants)
+        splitter.addWidget(self._view)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 4)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._calibration_label)
+        layout.addWidget(self._summary_label)
+        layout.addWidget(self._warnings_label)
+        layout.addWidget(splitter, 1)
+        self.clear()
+
+    # -- updating ---------------------------------------------------------------------------
+
+    def show_search(
+        self, hits: SearchHits, results: Sequence[SearchResult], calibration: Calibration
+    ) -> None:
+        """Show one search under one calibration; call again with new results to recalibrate."""
+        self._set_variants(hits.variants)
+        self._model.set_results(results)
+        self._calibration_label.setText(
+            f"Query “{hits.query}” · preset {calibration.preset} · "
+            f"T = {calibration.temperature:.2f} · c = {calibration.threshold:.4f}"
+        )
+        raw = [result.raw for result in results]
+        summary = summarize(raw)
+        if summary.count == 0:
+            self._summary_label.setText("No results.")
+        else:
+            self._summary_label.setText(
+                f"Raw cosine over {summary.count} results: min {summary.min:.4f} · "
+                f"mean {summary.mean:.4f} · max {summary.max:.4f} · std {summary.std:.4f}"
+            )
+        self._set_warnings([diagnosis.message for diagnosis in diagnose(raw, calibration)])
+
+    def clear(self) -> None:
+        self._set_variants(())
+        self._model.set_results([])
+        self._calibration_label.setText("No search yet.")
+        self._summary_label.setText("")
+        self._set_warnings([])
+
+    @Slot()
+    def refresh_thumbnails(self) -> None:
+        """Thumbnails arrived: repaint the thumbnail column."""
+        self._model.refresh_thumbnails()
+
+    # -- read back (tests, and anything that reports what the panel shows) ------------------
+
+    def table_model(self) -> ResultsTableModel:
+        return self._model
+
+    def proxy_model(self) -> QSortFilterProxyModel:
+        return self._proxy
+
+    def summary_text(self) -> str:
+        return self._summary_label.text()
+
+    def warning_texts(self) -> list[str]:
+        return list(self._warnings)
+
+    def variant_rows(self) -> list[tuple[str, float]]:
+        rows = []
+        for row in range(self._variants.rowCount()):
+            text_item, weight_item = self._variants.item(row, 0), self._variants.item(row, 1)
+            if text_item is not None and weight_item is not None:
+                weight = weight_item.data(Qt.ItemDataRole.UserRole)
+                rows.append((text_item.text(), float(weight)))
+        return rows
+
+    def calibration_text(self) -> str:
+        return self._calibration_label.text()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _set_variants(self, variants: Sequence[PromptVariant]) -> None:
+        self._variants.setRowCount(len(variants))
+        for row, variant in enumerate(variants):
+            text = QTableWidgetItem(variant.text)
+            text.setToolTip(f"prompt: {variant.prompt}")
+            weight = QTableWidgetItem(f"{variant.weight:.2f}")
+            weight.setData(Qt.ItemDataRole.UserRole, variant.weight)
+            weight.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self._variants.setItem(row, 0, text)
+            self._variants.setItem(row, 1, weight)
+            self._variants.setItem(row, 2, QTableWidgetItem(variant.source or "as typed"))
+
+    def _set_warnings(self, messages: list[str]) -> None:
+        self._warnings = messages
+        self._warnings_label.setText("\n\n".join(f"⚠ {message}" for message in messages))
+        self._warnings_label.setVisible(bool(messages))
