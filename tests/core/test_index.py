@@ -250,8 +250,12 @@ def test_loaded_index_keeps_growing_and_reuses_deleted_slots(tmp_path: Path) -> 
 
     assert len(loaded) == 58
     assert loaded.capacity >= 58
+    np.testing.assert_allclose(loaded.get_vectors(range(100, 140)), extra, atol=1e-6)
+    # HNSW is approximate and hnswlib's multi-threaded inserts make the graph vary run to run
+    # (CI once saw 39/40 self-matches): require high recall, not a perfect one.
     labels, _ = loaded.query(extra, k=1)
-    assert labels[:, 0].tolist() == list(range(100, 140))
+    hits = np.mean(labels[:, 0] == np.arange(100, 140))
+    assert hits >= 0.95
 
 
 def test_load_with_an_older_sidecar_keeps_newer_deletions(tmp_path: Path) -> None:
