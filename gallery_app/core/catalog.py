@@ -325,6 +325,17 @@ class Catalog:
                     out[int(row[0])] = ImageInfo(*row)
         return out
 
+    def browse(self) -> list[ImageInfo]:
+        """Every searchable image, newest first (EXIF date when known, else file time)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, path, width, height, taken_at, mtime_ns, size FROM images "
+                "WHERE vector IS NOT NULL "
+                "ORDER BY COALESCE(taken_at, strftime('%Y-%m-%dT%H:%M:%S', mtime_ns / 1e9, "
+                "'unixepoch')) DESC, path"
+            ).fetchall()
+        return [ImageInfo(*row) for row in rows]
+
     def failures(self) -> list[tuple[str, str]]:
         with self._lock:
             return self._db.execute(
@@ -359,6 +370,18 @@ class Catalog:
                 "INSERT OR REPLACE INTO text_cache(prompt, vector) VALUES (?, ?)",
                 [(p, np.asarray(v, np.float32).tobytes()) for p, v in vectors.items()],
             )
+
+
+def stored_dim(path: Path) -> int | None:
+    """The vector size of an existing catalog, without knowing its model's details."""
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return int(row[0]) if row else None
 
 
 def is_within(path: str, folder: str) -> bool:

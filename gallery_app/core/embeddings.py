@@ -28,12 +28,12 @@ FloatArray = npt.NDArray[np.float32]
 def resolve_model_id(explicit: str | None = None) -> str:
     """--model beats $GALLERY_APP_MODEL beats the default; local folders become absolute."""
     model = explicit or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-    if _looks_like_path(model):
+    if looks_like_path(model):
         return str(Path(model).expanduser().resolve())
     return model
 
 
-def _looks_like_path(model: str) -> bool:
+def looks_like_path(model: str) -> bool:
     expanded = os.path.expanduser(model)
     return (
         os.path.isdir(expanded)
@@ -118,7 +118,7 @@ class SiglipEncoder:
     ) -> SiglipEncoder:
         """Load through AutoModel/AutoProcessor: safetensors only, never remote code."""
         model_id = resolve_model_id(model_id)
-        if _looks_like_path(model_id) and not os.path.isdir(model_id):
+        if looks_like_path(model_id) and not os.path.isdir(model_id):
             raise ModelUnavailable(
                 f"Model folder {model_id} does not exist. Pass --model with a folder that "
                 "holds config.json, model.safetensors and the tokenizer files, or a hub id "
