@@ -1,0 +1,206 @@
+"""Workers: the engine (model + library + search) and indexing runs, each on its own QThread."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from gallery_app.core.errors import GalleryError, ModelUnavailable
+
+if TYPE_CHECKING:  # the real imports happen on the worker thread, after the window is shown
+    from gallery_app.core.embeddings import SiglipEncoder
+    from gallery_app.core.library import Library
+    from gallery_app.core.search import Searcher
+
+log = logging.getLogger(__name__)
+
+SEARCH_POOL = 500
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str
+    dim: int
+    logit_scale: float
+    logit_bias: float
+
+
+class EngineWorker(QObject):
+    """Owns the encoder, the library and the searcher; lives on one QThread for the session.
+
+    The GUI talks to it only through queued signals; results come back as signals carrying
+    plain core objects. torch and transformers are imported here, after the window is shown.
+    """
+
+    model_ready = Signal(object)  # ModelInfo
+    model_unavailable = Signal(str)
+    download_progress = Signal(object)  # DownloadProgress, on the first run with a hub id
+    library_listed = Signal(object)  # list[ImageInfo], newest first
+    folders_listed = Signal(object)  # list[str]
+    searched = Signal(int, object)  # request id, SearchHits
+    error = Signal(str)
+
+    def __init__(self, data_dir: Path, model_id: str | None, expansions_file: Path | None) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.requested_model = model_id
+        self.expansions_file = expansions_file
+        self.encoder: SiglipEncoder | None = None
+        self.library: Library | None = None
+        self.searcher: Searcher | None = None
+
+    @Slot()
+    def start(self) -> None:
+        """Open the library first (browsing needs no model), then load the model."""
+        from gallery_app.core.embeddings import resolve_model_id
+
+        model_id = resolve_model_id(self.requested_model)
+        try:
+            self._open_library(model_id, dim=None)
+        except GalleryError as exc:
+            self.error.emit(str(exc))
+        self._load_model(model_id)
+
+    @Slot(str)
+    def retry(self, model: str) -> None:
+        """Try again, possibly with another model (hub id or folder)."""
+        from gallery_app.core.embeddings import resolve_model_id
+
+        self.requested_model = model or self.requested_model
+        self._load_model(resolve_model_id(self.requested_model))
+
+    def _load_model(self, model_id: str) -> None:
+        from gallery_app.core.embeddings import SiglipEncoder
+        from gallery_app.core.expansion import Expander, load_dictionary
+        from gallery_app.core.search import Searcher
+
+        try:
+            self._fetch_if_needed(model_id)
+            encoder = SiglipEncoder.load(model_id)
+            expander = Expander(load_dictionary(self.expansions_file))
+            if self.library is None or self.library.model_id != encoder.model_id:
+                self._open_library(encoder.model_id, encoder.dim)
+        except GalleryError as exc:
+            if isinstance(exc, ModelUnavailable):
+                self.model_unavailable.emit(str(exc))
+            else:
+                self.error.emit(str(exc))
+            return
+        except Exception as exc:  # never let a worker die silently
+            log.exception("loading the model failed")
+            self.model_unavailable.emit(f"Cannot load model {model_id!r}: {exc}")
+            return
+        assert self.library is not None
+        self.encoder = encoder
+        self.searcher = Searcher(self.library, encoder, expander)
+        self.model_ready.emit(
+            ModelInfo(encoder.model_id, encoder.dim, encoder.logit_scale, encoder.logit_bias)
+        )
+
+    def _fetch_if_needed(self, model_id: str) -> None:
+        """A hub id not in the cache yet is downloaded here, with progress, before loading."""
+        from gallery_app.core.download import download_model, is_cached
+
+        if is_cached(model_id):
+            return
+        download_model(model_id, progress=self.download_progress.emit)
+
+    def _open_library(self, model_id: str, dim: int | None) -> None:
+        from gallery_app.core.catalog import stored_dim
+        from gallery_app.core.library import Library, library_folder
+
+        if dim is None:
+            dim = stored_dim(library_folder(self.data_dir, model_id) / "catalog.sqlite")
+            if dim is None:
+                return  # nothing indexed for this model yet
+        if self.library is not None:
+            self.library.close()
+            self.library = None
+            self.searcher = None
+        self.library = Library(self.data_dir, model_id, dim)
+        self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        if self.library is None:
+            self.folders_listed.emit([])
+            self.library_listed.emit([])
+            return
+        self.folders_listed.emit([f.path for f in self.library.catalog.folders()])
+        self.library_listed.emit(self.library.catalog.browse())
+
+    @Slot(int, str, bool)
+    def search(self, request_id: int, query: str, expand: bool) -> None:
+        if self.searcher is None:
+            self.error.emit("The model is not loaded yet, so searching is not possible.")
+            return
+        try:
+            hits = self.searcher.search(query, top_k=SEARCH_POOL, expand=expand)
+        except GalleryError as exc:
+            self.error.emit(str(exc))
+            return
+        except Exception as exc:
+            log.exception("search failed")
+            self.error.emit(f"Search failed: {type(exc).__name__}: {exc}")
+            return
+        self.searched.emit(request_id, hits)
+
+    @Slot(str)
+    def remove_folder(self, path: str) -> None:
+        if self.library is None:
+            return
+        _, ids = self.library.catalog.remove_folder(path)
+        self.library.index.remove(ids)
+        self.library.save_index()
+        self.refresh()
+
+    @Slot()
+    def shutdown(self) -> None:
+        if self.library is not None:
+            self.library.close()
+            self.library = None
+
+
+class IndexWorker(QObject):
+    """One indexing run (superqt pattern: started -> run, done -> quit, deleteLater)."""
+
+    progress = Signal(int, int, float)  # done, total, images/s
+    done = Signal(object)  # IndexReport, or None when the run failed
+    failed = Signal(str)
+
+    def __init__(self, library: object, encoder: object, folders: list[str]) -> None:
+        super().__init__()
+        from gallery_app.core.indexer import CancelToken
+
+        self.library = library
+        self.encoder = encoder
+        self.folders = folders
+        self.token = CancelToken()
+
+    def cancel(self) -> None:
+        """Thread-safe: the run stops after the current batch."""
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        from gallery_app.core.indexer import Indexer, Progress
+
+        def report(progress: Progress) -> None:
+            self.progress.emit(progress.done, progress.total, progress.rate)
+
+        try:
+            result = Indexer(self.library, self.encoder).index(  # type: ignore[arg-type]
+                self.folders, progress=report, cancel=self.token
+            )
+        except GalleryError as exc:
+            self.failed.emit(str(exc))
+            result = None
+        except Exception as exc:
+            log.exception("indexing failed")
+            self.failed.emit(f"Indexing failed: {type(exc).__name__}: {exc}")
+            result = None
+        self.done.emit(result)
