@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="text given to the model, {} is the query (default: 'a photo of {}.')",
     )
     parser.add_argument("--verbose", action="store_true", help="log details and tracebacks")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", description="with no command, the desktop app opens"
+    )
 
     index = commands.add_parser("index", help="index (or re-index) folders of photos")
     index.add_argument("paths", nargs="+", metavar="PATH", help="folders to index")
@@ -97,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command is None:
-        parser.print_help()
-        return 0
+        return run_gui(args)
     try:
         if args.command == "index":
             return run_index(args)
@@ -117,6 +118,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {exc} (run with --verbose for details)", args.verbose
         )
         return 1
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """No subcommand: open the desktop window."""
+    from gallery_app.core.library import default_data_dir
+
+    try:
+        from gallery_app.ui.app import run_app
+    except ImportError as exc:  # e.g. a Qt platform library missing
+        _fail(
+            f"the desktop app cannot start ({exc}); the index/search commands still work",
+            args.verbose,
+        )
+        return 1
+    data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir()
+    return run_app(data_dir, args.model)
 
 
 def _fail(message: str, verbose: bool) -> None:

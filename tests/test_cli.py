@@ -131,10 +131,23 @@ def test_bad_usage_exits_2(argv, capsys):
     assert "usage" in capsys.readouterr().err
 
 
-def test_no_subcommand_prints_help(capsys):
-    assert main([]) == 0
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
     out = capsys.readouterr().out
-    assert "index" in out and "search" in out
+    assert "index" in out and "search" in out and "desktop app" in out
+
+
+def test_no_subcommand_opens_the_desktop_app(monkeypatch, tmp_path):
+    import gallery_app.ui.app as app_module
+
+    opened = []
+    monkeypatch.setattr(
+        app_module, "run_app", lambda data_dir, model: opened.append((data_dir, model)) or 0
+    )
+    assert main(["--data-dir", str(tmp_path), "--model", "some/model"]) == 0
+    assert opened == [(tmp_path, "some/model")]
 
 
 def test_empty_library_says_what_to_do(tiny_model_dir, tmp_path, capsys):
