@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt, QThread
+from PySide6.QtWidgets import QLabel
 
 import gallery_app.ui.main_window as main_window_module
 from gallery_app.core.search import Searcher
@@ -316,3 +317,25 @@ def test_uncaught_errors_reach_the_log_view_not_a_crash(qtbot, open_window, monk
     worker.join()
     qtbot.waitUntil(lambda: "disk on fire" in window.log_view.toPlainText(), timeout=WAIT_MS)
     assert "background thread" in window.statusBar().currentMessage()
+
+
+def test_preview_shows_the_image_and_its_details(qtbot, make_images):
+    from gallery_app.ui.grid_model import GridItem
+    from gallery_app.ui.main_window import PreviewDialog
+
+    photo = make_images(1)[0]
+    item = GridItem(1, str(photo), photo.stat().st_mtime_ns, 0.8312, 0.1543, "puppy")
+    dialog = PreviewDialog(item)
+    qtbot.addWidget(dialog)
+    texts = [label.text() for label in dialog.findChildren(QLabel)]
+    pictures = [
+        label.pixmap() for label in dialog.findChildren(QLabel) if not label.pixmap().isNull()
+    ]
+    assert len(pictures) == 1
+    details = next(t for t in texts if str(photo) in t)
+    assert "64 × 48 px" in details and "score 0.8312" in details and "puppy" in details
+
+    photo.unlink()
+    gone = PreviewDialog(item)
+    qtbot.addWidget(gone)
+    assert any("Cannot show this image" in label.text() for label in gone.findChildren(QLabel))
