@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtTest import QAbstractItemModelTester
 
@@ -73,35 +73,44 @@ def test_rows_are_the_results_in_ranking_order(panel):
     assert column(model, COLUMNS.RAW, COLUMNS.SortRole) == [r.raw for r in results]
     assert column(model, COLUMNS.SCORE, COLUMNS.SortRole) == [r.score for r in results]
     assert column(model, COLUMNS.FILE, Qt.ItemDataRole.ToolTipRole) == [r.path for r in results]
-    # The view opens in ranking order.
-    proxy = panel.proxy_model()
-    assert column(proxy, COLUMNS.SCORE, COLUMNS.SortRole) == [r.score for r in results]
+    assert model.results() == results
+
+
+def test_sorting_keeps_persistent_indexes_on_their_results(panel):
+    hits = healthy_hits()
+    results = hits.rank(MODEL)
+    panel.show_search(hits, results, MODEL)
+    model = panel.table_model()
+    last = QPersistentModelIndex(model.index(len(results) - 1, COLUMNS.FILE))
+    model.sort(COLUMNS.SCORE, Qt.SortOrder.AscendingOrder)
+    assert last.row() == 0  # the lowest-ranked result moved to the top, and its index with it
+    assert last.data() == results[-1].path.rsplit("/", 1)[1]
+    assert model.results() == results  # the ranking itself is unchanged
 
 
 def test_sorting_by_score_and_raw_is_numeric(panel):
-    # Scores from ~0.09 to ~0.91; the proxy compares the floats of SortRole, not the text.
+    # Scores from ~0.09 to ~0.91; sorting compares floats, not the text.
     hits = make_hits(np.repeat(np.linspace(0.09, 0.13, 10), 3))
     results = hits.rank(MODEL)
     panel.show_search(hits, results, MODEL)
-    proxy = panel.proxy_model()
-    assert proxy.sortRole() == COLUMNS.SortRole
+    table = panel.table_model()
 
-    proxy.sort(COLUMNS.SCORE, Qt.SortOrder.DescendingOrder)
-    scores = [float(s) for s in column(proxy, COLUMNS.SCORE)]
+    table.sort(COLUMNS.SCORE, Qt.SortOrder.DescendingOrder)
+    scores = [float(s) for s in column(table, COLUMNS.SCORE)]
     assert scores == sorted(scores, reverse=True)
-    assert column(proxy, COLUMNS.SCORE, COLUMNS.SortRole) == sorted(
+    assert column(table, COLUMNS.SCORE, COLUMNS.SortRole) == sorted(
         (r.score for r in results), reverse=True
     )
 
-    proxy.sort(COLUMNS.SCORE, Qt.SortOrder.AscendingOrder)
-    assert column(proxy, COLUMNS.SCORE, COLUMNS.SortRole) == sorted(r.score for r in results)
+    table.sort(COLUMNS.SCORE, Qt.SortOrder.AscendingOrder)
+    assert column(table, COLUMNS.SCORE, COLUMNS.SortRole) == sorted(r.score for r in results)
 
-    proxy.sort(COLUMNS.RAW, Qt.SortOrder.AscendingOrder)
-    assert column(proxy, COLUMNS.RAW, COLUMNS.SortRole) == sorted(r.raw for r in results)
+    table.sort(COLUMNS.RAW, Qt.SortOrder.AscendingOrder)
+    assert column(table, COLUMNS.RAW, COLUMNS.SortRole) == sorted(r.raw for r in results)
 
     # Sorting by the thumbnail column restores the ranking.
-    proxy.sort(COLUMNS.THUMBNAIL, Qt.SortOrder.AscendingOrder)
-    assert column(proxy, COLUMNS.FILE) == [r.path.rsplit("/", 1)[1] for r in results]
+    table.sort(COLUMNS.THUMBNAIL, Qt.SortOrder.AscendingOrder)
+    assert column(table, COLUMNS.FILE) == [r.path.rsplit("/", 1)[1] for r in results]
 
 
 def test_summary_shows_min_mean_max_std_of_the_results_raw(panel):
