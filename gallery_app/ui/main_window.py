@@ -541,13 +541,18 @@ class MainWindow(QMainWindow):
         report = self.last_index_report
         if report is not None:
             verb = "Indexing cancelled" if report.cancelled else "Indexed"
+            failed = (
+                f"{len(report.failed)} could not be read (see View › Log)"
+                if report.failed
+                else "none failed"
+            )
             self.statusBar().showMessage(
                 f"{verb}: {report.indexed} new, {report.unchanged} unchanged, "
-                f"{report.removed} removed, {len(report.failed)} failed",
-                10000,
+                f"{report.removed} removed, {failed}",
+                15000,
             )
             for failure in report.failed:
-                self.log_view.appendPlainText(f"failed: {failure.path}: {failure.reason}")
+                self.log_view.appendPlainText(f"skipped {failure.path}: {failure.reason}")
         self.request_refresh.emit()
         if self.hits is not None:
             self.run_search()

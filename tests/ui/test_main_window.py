@@ -339,3 +339,41 @@ def test_preview_shows_the_image_and_its_details(qtbot, make_images):
     gone = PreviewDialog(item)
     qtbot.addWidget(gone)
     assert any("Cannot show this image" in label.text() for label in gone.findChildren(QLabel))
+
+
+def test_broken_files_are_listed_and_the_rest_indexed(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    window = open_window(str(tiny_model_dir))
+    photos = make_images(3)
+    (photos[0].parent / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (photos[0].parent / "empty.png").write_bytes(b"")
+    report = index_folder(qtbot, window, photos[0].parent)
+    assert report.indexed == 3 and len(report.failed) == 2
+    log_text = window.log_view.toPlainText()
+    assert "truncated.jpg" in log_text and "empty.png" in log_text
+    assert window.grid_model.rowCount() == 3
+
+
+def test_searching_while_indexing_never_errors(qtbot, open_window, tiny_model_dir, make_images):
+    """Searches run on the engine thread while the index thread writes the same library."""
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(4)[0].parent)
+    more = make_images(48, folder="more")
+    errors, answered = [], []
+    window.log_view.textChanged.connect(lambda: errors.append(window.log_view.toPlainText()))
+    window.results_shown.connect(
+        lambda: answered.append([item.path for item in window.grid_model.items()])
+    )
+    window.search_box.setText("a dog")
+    window.indexing_progress.connect(lambda *_: window.run_search())
+    with qtbot.waitSignal(window.indexing_finished, timeout=WAIT_MS):
+        assert window.start_indexing([str(more[0].parent)])
+    with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
+        window.run_search()
+    assert errors == []
+    assert len(answered) >= 2
+    known = {item.path for item in window._library_items}
+    for paths in answered:
+        assert set(paths) <= known  # never a result without its catalog entry
+    assert len(answered[-1]) == 52
