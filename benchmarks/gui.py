@@ -175,6 +175,31 @@ def recalibrate_ms(app: Any, window: Any, n_results: int, repeats: int) -> dict[
     }
 
 
+def grid_with_100k_items(app: Any, window: Any, repeats: int) -> dict[str, float]:
+    """Show 100,000 library items, then page through the grid: each step is one repaint."""
+    from gallery_app.ui.grid_model import GridItem
+
+    items = [GridItem(i, f"/photos/IMG_{i:06d}.jpg", 0) for i in range(100_000)]
+    window.clear_search()
+    start = time.perf_counter()
+    window.grid_model.set_items(items)
+    window.grid.repaint()
+    shown_ms = (time.perf_counter() - start) * 1e3
+    bar = window.grid.verticalScrollBar()
+    frames = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        bar.setValue(bar.maximum() * i // repeats)
+        window.grid.viewport().repaint()
+        frames.append((time.perf_counter() - start) * 1e3)
+        app.processEvents()
+    window.thumbnails.clear_pending()
+    return {
+        "grid_100k_show_ms": shown_ms,
+        "grid_100k_scroll_frame_ms": statistics.median(frames),
+    }
+
+
 def bench_gui(model: str, quick: bool = False) -> dict[str, Any]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     paint_runs = 3 if quick else 7
@@ -192,6 +217,7 @@ def bench_gui(model: str, quick: bool = False) -> dict[str, Any]:
         try:
             stalls = stall_while_indexing(app, window, photos)
             recal = recalibrate_ms(app, window, 1000, 10 if quick else 30)
+            grid = grid_with_100k_items(app, window, 10 if quick else 30)
         finally:
             window.close()
     return {
@@ -200,6 +226,7 @@ def bench_gui(model: str, quick: bool = False) -> dict[str, Any]:
         "torch_imported_before_paint": torch_loaded,
         **stalls,
         **recal,
+        **grid,
     }
 
 
