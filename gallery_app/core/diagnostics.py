@@ -171,6 +171,10 @@ def _logit(probability: float) -> float:
 # everyday concepts reaches 0.05 in any photo, the text or image side is almost surely wrong.
 NEAR_ZERO_RAW = 0.05
 
+# Under a confident calibration (the model's own T is about 117) a handful of pairs can all
+# land near 0 or 1 by chance; "all or nothing" is a finding only over many pairs.
+SATURATED_BOTH_MIN_COUNT = 50
+
 
 def diagnose_probes(raw_by_probe: npt.ArrayLike, calibration: Calibration) -> list[Diagnosis]:
     """Problems visible in a (n_images, n_probes) matrix of raw cosines, worst first.
@@ -254,14 +258,14 @@ def diagnose_probes(raw_by_probe: npt.ArrayLike, calibration: Calibration) -> li
                     suggested_c,
                 )
             )
-        elif bool(np.all(low | high)):
+        elif raw.size >= SATURATED_BOTH_MIN_COUNT and bool(np.all(low | high)):
             found.append(
                 Diagnosis(
                     "saturated-both",
                     f"Every score is either below {SATURATED_LOW:g} or above "
                     f"{SATURATED_HIGH:g} under {current}: T is so high that scores are all "
-                    "or nothing and cannot rank the photos within each group; lower T."
-                    + suggestion,
+                    "or nothing, and say nothing about which match (or which non-match) is "
+                    "better. If you want scores that grade, lower T." + suggestion,
                     suggested_t,
                     suggested_c,
                 )

@@ -91,3 +91,10 @@ def test_saturation_under_the_chosen_calibration(calibration, code):
 def test_too_few_photos_say_nothing():
     assert diagnose_probes(np.full((2, 12), -0.1), MODEL) == []
     assert diagnose_probes(np.zeros((0, 12)), MODEL) == []
+
+
+def test_few_all_or_nothing_scores_under_the_model_preset_are_not_a_finding():
+    # Four photos x three probes: clear matches and clear non-matches, as SigLIP gives them.
+    raw = np.array([[0.2, 0.0, -0.02], [0.01, 0.18, 0.0], [0.0, 0.02, 0.19], [0.02, 0.0, 0.01]])
+    assert np.all((MODEL.score(raw) < 0.02) | (MODEL.score(raw) > 0.98))
+    assert diagnose_probes(raw, MODEL) == []
