@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override the preset's c: the raw cosine that scores 0.5",
     )
     search.add_argument("--json", action="store_true", help="print JSON")
+
+    from gallery_app.score_tools import add_score_tool_commands
+
+    add_score_tool_commands(commands)  # debug-scores, tune, eval
     return parser
 
 
@@ -105,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        handler = getattr(args, "run", None)
+        if handler is not None:  # subcommands that register their own handler
+            return int(handler(args))
         if args.command == "index":
             return run_index(args)
         return run_search(args)
