@@ -166,7 +166,11 @@ def run_tune(args: argparse.Namespace) -> int:
             logit_bias=encoder.logit_bias,
         )
         interactive = sys.stdin.isatty()
-        return tuner.run(sys.stdin, prompt="tune> " if interactive else "")
+        try:
+            return tuner.run(sys.stdin, prompt="tune> " if interactive else "")
+        except KeyboardInterrupt:  # Ctrl-C is how many people leave a prompt: not an error
+            print()
+            return 130
 
 
 # --- eval ---------------------------------------------------------------------------------
