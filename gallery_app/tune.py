@@ -221,7 +221,7 @@ class Tuner:
         where = (
             f"photo {best.path}"
             if self.image is not None
-            else f"the best of {len(hits.paths)} photos for it, {best.path}"
+            else f"the library's best photo for it, {best.path}"
         )
         self._say(
             f"{term!r} vs {where}: variant {best.variant!r} (weight {best.weight:g}), "
@@ -244,7 +244,7 @@ class Tuner:
                     "the library is empty: run `gallery-app index FOLDER`, or start "
                     "`gallery-app tune IMAGE` with a photo"
                 )
-            return self.searcher.search(term, top_k=None, expand=self.expand)
+            return self.searcher.search(term, top_k=1, expand=self.expand)
         variants = prompt_variants(self.encoder, term, self.expander if self.expand else None)
         if not variants:
             raise TuneError(f"{term!r} has no words to search")

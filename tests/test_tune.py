@@ -18,6 +18,7 @@ from gallery_app.core.calibrate import (
 from gallery_app.core.errors import ConfigError
 from gallery_app.core.indexer import Indexer
 from gallery_app.core.probes import DEFAULT_PROBE_QUERIES, encode_files, probe_raw, sample_library
+from gallery_app.core.search import Searcher
 from gallery_app.core.settings_store import UserSettings, load_settings, save_settings
 from gallery_app.tune import RECOMMEND_SAMPLE, Tuner, read_feedback
 
@@ -69,6 +70,8 @@ def test_test_prints_a_temperature_table_whose_scores_follow_the_formula(encoder
     assert model.temperature == pytest.approx(float(rows[-3][2]), abs=0.01)  # model x 1.0
     marked = [r for r in rows if r[0] == "*"]
     assert len(marked) == 1 and float(marked[0][2]) == pytest.approx(model.temperature, abs=0.01)
+    best = Searcher(library, encoder).search("dog", top_k=1).rank(model, top_k=1)[0]
+    assert f"the library's best photo for it, {best.path}:" in out.getvalue()
     weight = float(re.search(r"\(weight ([0-9.]+)\)", out.getvalue()).group(1))
     for _, _, temperature, threshold, raw, calibrated in rows:
         expected = weight * calibrated_score(float(raw), float(temperature), float(threshold))

@@ -71,7 +71,8 @@ def encode_files(
     to_input = getattr(spec, "to_model_input", None)
     model_px = max(getattr(spec, "height", 224), getattr(spec, "width", 224))
     kept: list[str] = []
-    pixels: list[npt.NDArray[np.float32]] = []
+    pending: list[npt.NDArray[np.float32]] = []
+    chunks: list[npt.NDArray[np.float32]] = []
     failures: list[tuple[str, str]] = []
     for path in paths:
         name = str(Path(path).expanduser().resolve())
@@ -84,11 +85,12 @@ def encode_files(
             failures.append((name, "no model input"))
             continue
         kept.append(name)
-        pixels.append(decoded.model_input)
-    chunks = [
-        encoder.encode_pixels(np.stack(pixels[start : start + batch_size]))
-        for start in range(0, len(pixels), batch_size)
-    ]
+        pending.append(decoded.model_input)
+        if len(pending) == batch_size:  # encode as we go: a big folder's pixels never pile up
+            chunks.append(encoder.encode_pixels(np.stack(pending)))
+            pending = []
+    if pending:
+        chunks.append(encoder.encode_pixels(np.stack(pending)))
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
     return ImageVectors(tuple(kept), vectors.astype(np.float32), tuple(failures))
 

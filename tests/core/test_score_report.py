@@ -134,3 +134,11 @@ def test_nothing_to_score_is_a_clear_error(library, encoder, tmp_path: Path):
 def test_probe_raw_shape(encoder, make_images):
     images = encode_files(encoder, make_images(2))
     assert probe_raw(encoder, ("a", "b", "c"), images).shape == (2, 3)
+
+
+def test_encoding_in_batches_gives_the_same_vectors(encoder, make_images):
+    paths = make_images(5)
+    one_go = encode_files(encoder, paths, batch_size=8)
+    in_pairs = encode_files(encoder, paths, batch_size=2)
+    assert in_pairs.paths == one_go.paths == tuple(str(p) for p in paths)
+    np.testing.assert_allclose(in_pairs.vectors, one_go.vectors, atol=1e-5)
