@@ -210,9 +210,9 @@ def diagnose_probes(raw_by_probe: npt.ArrayLike, calibration: Calibration) -> li
     except CalibrationError:
         recommended = None
     suggestion = (
-        f" Try T = {recommended.temperature:.1f} and c = {recommended.threshold:.4f} "
-        "(`recommend` in `gallery-app tune`): the top 1% of each query's photos would score "
-        "0.9 and the median photo 0.1."
+        f" Try T = {recommended.temperature:.1f} and c = {recommended.threshold:.4f}: the top "
+        "1% of each query's photos here would score 0.9 and the median photo 0.1 "
+        "(`recommend` in `gallery-app tune` measures more of the library)."
         if recommended is not None
         else ""
     )
