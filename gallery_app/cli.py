@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", metavar="QUERY")
     search.add_argument("--top-k", type=_positive_int, default=20, metavar="K")
     search.add_argument("--no-expand", action="store_true", help="search the query as typed")
-    search.add_argument("--preset", choices=("model", "seed"), default="model")
+    search.add_argument(
+        "--preset",
+        choices=("model", "seed", "custom"),
+        default="model",
+        help="custom: the T and c saved by `gallery-app tune` (apply)",
+    )
     search.add_argument(
         "--temperature", type=_positive_float, metavar="T", help="override the preset's T"
     )
@@ -63,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override the preset's c: the raw cosine that scores 0.5",
     )
     search.add_argument("--json", action="store_true", help="print JSON")
+
+    from gallery_app.score_tools import add_score_tool_commands
+
+    add_score_tool_commands(commands)  # debug-scores, tune, eval
     return parser
 
 
@@ -101,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         return run_gui(args)
     try:
+        handler = getattr(args, "run", None)
+        if handler is not None:  # subcommands that register their own handler
+            return int(handler(args))
         if args.command == "index":
             return run_index(args)
         return run_search(args)
@@ -191,8 +203,13 @@ def run_search(args: argparse.Namespace) -> int:
     from gallery_app.core.library import default_config_dir
     from gallery_app.core.search import Searcher
 
+    saved = None
+    if args.preset == "custom":  # read before the model loads: a missing preset fails fast
+        from gallery_app.core.settings_store import custom_calibration, load_settings
+
+        saved = custom_calibration(load_settings())
     encoder, library = _open(args)
-    calibration = preset(args.preset, encoder.logit_scale, encoder.logit_bias)
+    calibration = saved or preset(args.preset, encoder.logit_scale, encoder.logit_bias)
     calibration = calibration.with_overrides(args.temperature, args.threshold)
     expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
     with library:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.calibrate import Calibration
+from gallery_app.core.calibrate import Calibration, recommend_calibration
+from gallery_app.core.errors import CalibrationError
 
 # Fewer results than these say little about a distribution: one or two photos with a low
 # cosine is an ordinary query with no match, three or more all at or below 0 is a pattern.
@@ -162,3 +163,111 @@ def _spreading_calibration(values: npt.NDArray[np.float64]) -> tuple[float, floa
 
 def _logit(probability: float) -> float:
     return math.log(probability / (1.0 - probability))
+
+
+# --- Library-wide: a set of probe queries scored against a sample of photos ----------------
+
+# A matching caption gets a SigLIP cosine of roughly 0.1 to 0.2; if not one of a dozen
+# everyday concepts reaches 0.05 in any photo, the text or image side is almost surely wrong.
+NEAR_ZERO_RAW = 0.05
+
+# Under a confident calibration (the model's own T is about 117) a handful of pairs can all
+# land near 0 or 1 by chance; "all or nothing" is a finding only over many pairs.
+SATURATED_BOTH_MIN_COUNT = 50
+
+
+def diagnose_probes(raw_by_probe: npt.ArrayLike, calibration: Calibration) -> list[Diagnosis]:
+    """Problems visible in a (n_images, n_probes) matrix of raw cosines, worst first.
+
+    Unlike `diagnose`, which reads one query's results, this reads many everyday concepts at
+    once: when none of them matches any photo, the pipeline is at fault, not the query.
+    A pipeline problem is reported alone, for the reason given in `diagnose`.
+    """
+    raw = np.asarray(raw_by_probe, dtype=np.float64)
+    if raw.ndim == 1:
+        raw = raw[:, None]
+    if raw.size == 0 or raw.shape[0] < ALL_NEGATIVE_MIN_COUNT:
+        return []
+    best_per_probe = raw.max(axis=0)
+    if bool(np.all(raw <= 0)):
+        return diagnose(raw, calibration)[:1]
+    if bool(np.all(best_per_probe < NEAR_ZERO_RAW)):
+        return [
+            Diagnosis(
+                "near-zero",
+                f"No probe query reaches a raw cosine of {NEAR_ZERO_RAW:g} in any of "
+                f"{raw.shape[0]} photos (best {best_per_probe.max():.4f} over "
+                f"{raw.shape[1]} queries), while a photo that shows a concept usually scores "
+                "0.1 or more. Most likely the text is tokenized without "
+                'padding="max_length", max_length=64, or the model is mismatched (image and '
+                "text towers from different checkpoints, or not a SigLIP model). "
+                + _CHECK_PIPELINE,
+            )
+        ]
+
+    try:
+        recommended = recommend_calibration(raw).calibration
+    except CalibrationError:
+        recommended = None
+    suggestion = (
+        f" Try T = {recommended.temperature:.1f} and c = {recommended.threshold:.4f}: the top "
+        "1% of each query's photos here would score 0.9 and the median photo 0.1 "
+        "(`recommend` in `gallery-app tune` measures more of the library)."
+        if recommended is not None
+        else ""
+    )
+    suggested_t = recommended.temperature if recommended is not None else None
+    suggested_c = recommended.threshold if recommended is not None else None
+
+    found = []
+    # Per probe, so that the offset between two texts does not pass for spread.
+    typical_std = float(np.median(raw.std(axis=0)))
+    if raw.shape[0] >= LOW_VARIANCE_MIN_COUNT and typical_std < LOW_VARIANCE_STD:
+        found.append(
+            Diagnosis(
+                "low-variance",
+                f"For a typical probe query the raw cosines of {raw.shape[0]} photos barely "
+                f"differ (median std {typical_std:.4f}), so rankings rest on tiny differences "
+                "and the image side may be broken (every photo encoding alike)." + suggestion,
+                suggested_t,
+                suggested_c,
+            )
+        )
+    if raw.size >= SATURATION_MIN_COUNT:
+        scores = calibration.score(raw)
+        low, high = scores < SATURATED_LOW, scores > SATURATED_HIGH
+        current = f"T = {calibration.temperature:.1f}, c = {calibration.threshold:.4f}"
+        if bool(np.all(low)):
+            found.append(
+                Diagnosis(
+                    "saturated-low",
+                    f"Every score of every probe query is below {SATURATED_LOW:g} under "
+                    f"{current}: c is too high for this library's cosines, so even a good "
+                    "match reads as no match." + suggestion,
+                    suggested_t,
+                    suggested_c,
+                )
+            )
+        elif bool(np.all(high)):
+            found.append(
+                Diagnosis(
+                    "saturated-high",
+                    f"Every score of every probe query is above {SATURATED_HIGH:g} under "
+                    f"{current}: c is too low, so every photo reads as a match." + suggestion,
+                    suggested_t,
+                    suggested_c,
+                )
+            )
+        elif raw.size >= SATURATED_BOTH_MIN_COUNT and bool(np.all(low | high)):
+            found.append(
+                Diagnosis(
+                    "saturated-both",
+                    f"Every score is either below {SATURATED_LOW:g} or above "
+                    f"{SATURATED_HIGH:g} under {current}: T is so high that scores are all "
+                    "or nothing, and say nothing about which match (or which non-match) is "
+                    "better. If you want scores that grade, lower T." + suggestion,
+                    suggested_t,
+                    suggested_c,
+                )
+            )
+    return found

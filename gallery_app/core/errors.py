@@ -19,3 +19,7 @@ class LibraryMismatch(GalleryError):
 
 class ConfigError(GalleryError):
     """A user file (expansions, settings) is not valid."""
+
+
+class CalibrationError(GalleryError):
+    """Scores cannot be calibrated from the data given (too little, too alike, contradictory)."""

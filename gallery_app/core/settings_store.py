@@ -1,0 +1,166 @@
+"""The user's score settings on disk: preset, custom T and c, minimum score, expansion."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gallery_app.core.calibrate import Calibration, preset
+from gallery_app.core.errors import ConfigError
+
+SETTINGS_VERSION = 1
+SETTINGS_FILE_NAME = "settings.json"
+SETTINGS_PRESETS = ("model", "seed", "custom")
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """What the app searches with; `custom_*` hold the calibration saved by `tune` `apply`."""
+
+    preset: str = "model"
+    custom_temperature: float | None = None
+    custom_threshold: float | None = None
+    min_score: float = 0.0
+    expand: bool = True
+
+    def __post_init__(self) -> None:
+        problem = _problem(self)
+        if problem:
+            raise ValueError(problem)
+
+    @property
+    def has_custom(self) -> bool:
+        return self.custom_temperature is not None and self.custom_threshold is not None
+
+    def calibration(self, logit_scale: float, logit_bias: float) -> Calibration:
+        """The calibration the chosen preset stands for, given the checkpoint's parameters."""
+        if self.preset == "custom":
+            return custom_calibration(self)
+        return preset(self.preset, logit_scale, logit_bias)
+
+
+def custom_calibration(settings: UserSettings) -> Calibration:
+    if settings.custom_temperature is None or settings.custom_threshold is None:
+        raise ConfigError(
+            "No custom calibration is saved yet. Run `gallery-app tune`, then `recommend` "
+            "(or `set T` and `threshold C`) and `apply` to save one."
+        )
+    return Calibration("custom", settings.custom_temperature, settings.custom_threshold)
+
+
+def settings_path(config_dir: Path | None = None) -> Path:
+    if config_dir is None:
+        from gallery_app.core.library import default_config_dir
+
+        config_dir = default_config_dir()
+    return config_dir / SETTINGS_FILE_NAME
+
+
+def load_settings(path: Path | None = None) -> UserSettings:
+    """The saved settings, or the defaults when there is no file yet."""
+    path = path or settings_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return UserSettings()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read settings file {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"Settings file {path} is not valid JSON ({exc}). Fix it, or delete it to go "
+            "back to the defaults."
+        ) from exc
+    return parse_settings(data, str(path))
+
+
+def parse_settings(data: Any, origin: str = "settings") -> UserSettings:
+    """Settings from decoded JSON; unknown keys are ignored so older versions read newer files."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("version", SETTINGS_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(f"{origin}: 'version' must be a positive integer, got {version!r}")
+    if version > SETTINGS_VERSION:
+        raise ConfigError(
+            f"{origin} was written by a newer gallery-app (settings version {version}, this "
+            f"one reads {SETTINGS_VERSION}). Upgrade gallery-app."
+        )
+    defaults = UserSettings()
+    preset_name = data.get("preset", defaults.preset)
+    if not isinstance(preset_name, str):
+        raise ConfigError(f"{origin}: 'preset' must be a string, got {preset_name!r}")
+    expand = data.get("expand", defaults.expand)
+    if not isinstance(expand, bool):
+        raise ConfigError(f"{origin}: 'expand' must be true or false, got {expand!r}")
+    min_score = _number(data, "min_score", origin, defaults.min_score)
+    if min_score is None:
+        raise ConfigError(f"{origin}: 'min_score' must be a number, got null")
+    try:
+        return UserSettings(
+            preset=preset_name,
+            custom_temperature=_number(data, "custom_temperature", origin, None),
+            custom_threshold=_number(data, "custom_threshold", origin, None),
+            min_score=min_score,
+            expand=expand,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
+
+
+def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
+    """Write atomically (temp file + os.replace): a crash leaves the old file or the new one."""
+    path = path or settings_path()
+    payload = {"version": SETTINGS_VERSION, **asdict(settings)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(payload, handle, indent=2)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigError(f"Cannot write settings file {path}: {exc}") from exc
+    return path
+
+
+def _number(data: dict[str, Any], key: str, origin: str, default: float | None) -> float | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{origin}: {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def _problem(settings: UserSettings) -> str | None:
+    """What makes these settings invalid, in words; None when they are valid."""
+    if settings.preset not in SETTINGS_PRESETS:
+        return f"'preset' must be one of {', '.join(SETTINGS_PRESETS)}, got {settings.preset!r}"
+    temperature = settings.custom_temperature
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        return f"'custom_temperature' must be a positive number, got {temperature}"
+    threshold = settings.custom_threshold
+    if threshold is not None and not math.isfinite(threshold):
+        return f"'custom_threshold' must be a finite number, got {threshold}"
+    if (temperature is None) != (threshold is None):
+        return "'custom_temperature' and 'custom_threshold' must be set together"
+    if settings.preset == "custom" and temperature is None:
+        return "'preset' is 'custom' but no custom_temperature and custom_threshold are set"
+    if not (math.isfinite(settings.min_score) and 0.0 <= settings.min_score <= 1.0):
+        return f"'min_score' must be between 0 and 1, got {settings.min_score}"
+    if not isinstance(settings.expand, bool):
+        return f"'expand' must be true or false, got {settings.expand!r}"
+    return None

@@ -1,0 +1,392 @@
+"""`gallery-app tune`: an interpreter of tuning commands over a text stream (works when piped)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from gallery_app.core.calibrate import (
+    Calibration,
+    fit_calibration,
+    model_preset,
+    recommend_calibration,
+    seed_preset,
+)
+from gallery_app.core.errors import ConfigError, GalleryError
+from gallery_app.core.expansion import Expander
+from gallery_app.core.library import Library
+from gallery_app.core.probes import (
+    DEFAULT_PROBE_QUERIES,
+    ImageVectors,
+    TextImageEncoder,
+    encode_files,
+    probe_raw,
+    prompt_variants,
+    sample_library,
+)
+from gallery_app.core.search import Searcher, SearchHits
+from gallery_app.core.settings_store import (
+    UserSettings,
+    custom_calibration,
+    load_settings,
+    save_settings,
+    settings_path,
+)
+
+# `test` shows T at these multiples of the current one, the seed's own 10..30, and the same
+# multiples of the model's T: enough to see how fast a score moves with T around each.
+CURRENT_MULTIPLES = (0.5, 0.75, 1.0, 1.5, 2.0)
+SEED_TEMPERATURES = (10.0, 15.0, 20.0, 25.0, 30.0)
+MODEL_MULTIPLES = (0.5, 0.75, 1.0, 1.25, 1.5)
+# A recommendation reads the score distribution of this many photos at most: quantiles are
+# stable well before that, and it keeps `recommend` quick on a large library.
+RECOMMEND_SAMPLE = 2000
+TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
+FALSE_WORDS = {"0", "false", "no", "n", "irrelevant"}
+
+HELP = """\
+commands:
+  test TERM          raw cosine and calibrated score of TERM for a range of temperatures
+                     (against IMAGE if given, else the library's best photo for TERM)
+  recommend          a T and c from this library's score distribution for probe queries
+  feedback FILE      fit T and c to a CSV of path,query,relevant (1/0) judgements
+  apply              save the last recommendation or fit (else the current T and c) as the
+                     custom preset used by the app, with the current expand setting
+  set T              use temperature T          threshold C   use centre c (score 0.5 at c)
+  preset NAME        model | seed | custom      expand on|off search query variants or not
+  show               the current settings       help          this text
+  quit               leave (end of input does the same)"""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    path: str
+    query: str
+    relevant: bool
+
+
+class TuneError(GalleryError):
+    """A tuning command that cannot run as typed; the session goes on."""
+
+
+class Tuner:
+    """Holds the calibration being tuned; each command line changes or reports on it."""
+
+    def __init__(
+        self,
+        encoder: TextImageEncoder,
+        library: Library,
+        out: TextIO,
+        err: TextIO | None = None,
+        image: str | Path | None = None,
+        expander: Expander | None = None,
+        settings_file: Path | None = None,
+        logit_scale: float = 0.0,
+        logit_bias: float = 0.0,
+    ) -> None:
+        self.encoder = encoder
+        self.library = library
+        self.out = out
+        self.err = err or out
+        self.settings_file = settings_file or settings_path()
+        self.settings = load_settings(self.settings_file)
+        self.model = model_preset(logit_scale, logit_bias)
+        self.calibration = self.settings.calibration(logit_scale, logit_bias)
+        self.expand = self.settings.expand
+        self.expander = expander or Expander()
+        self.searcher = Searcher(library, encoder, self.expander)
+        self.pending: tuple[Calibration, str] | None = None  # (calibration, where it came from)
+        self.image: ImageVectors | None = None
+        if image is not None:
+            self.image = encode_files(encoder, [image])
+            if not self.image.paths:
+                path, reason = self.image.failures[0]
+                raise ConfigError(f"Cannot read image {path}: {reason}")
+        self.failed_commands = 0
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self, lines: Iterable[str], prompt: str = "") -> int:
+        """Execute lines until quit or end of input; 1 if any command failed, else 0."""
+        self._say(f"{self._describe()}. Type `help` for commands.")
+        if prompt:
+            self.out.write(prompt)
+            self.out.flush()
+        for line in lines:
+            if not self.execute(line):
+                break
+            if prompt:
+                self.out.write(prompt)
+                self.out.flush()
+        return 1 if self.failed_commands else 0
+
+    def execute(self, line: str) -> bool:
+        """Run one command line; False when it asks to quit."""
+        command, _, argument = line.strip().partition(" ")
+        command, argument = command.lower(), argument.strip()
+        if not command or command.startswith("#"):
+            return True
+        if command in ("quit", "exit", "q"):
+            return False
+        handler = {
+            "help": self._help,
+            "test": self._test,
+            "recommend": self._recommend,
+            "feedback": self._feedback,
+            "apply": self._apply,
+            "set": self._set_temperature,
+            "threshold": self._set_threshold,
+            "preset": self._preset,
+            "expand": self._expand,
+            "show": self._show,
+        }.get(command)
+        try:
+            if handler is None:
+                raise TuneError(f"unknown command {command!r}; type `help` for the list")
+            handler(argument)
+        except (GalleryError, ValueError) as exc:
+            self.failed_commands += 1
+            self.err.write(f"error: {exc}\n")
+            self.err.flush()
+        return True
+
+    def _say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _describe(self) -> str:
+        c = self.calibration
+        return (
+            f"preset {c.preset}: T = {c.temperature:.2f}, c = {c.threshold:.4f}, "
+            f"expand {'on' if self.expand else 'off'}"
+        )
+
+    # --- commands ---------------------------------------------------------------------
+    def _help(self, _argument: str) -> None:
+        self._say(HELP)
+
+    def _show(self, _argument: str) -> None:
+        self._say(self._describe())
+        if self.pending is not None:
+            pending, origin = self.pending
+            self._say(
+                f"not yet applied: T = {pending.temperature:.2f}, c = {pending.threshold:.4f} "
+                f"from {origin}"
+            )
+
+    def _set_temperature(self, argument: str) -> None:
+        temperature = _number(argument, "set T")
+        if not temperature > 0:
+            raise TuneError(f"T must be positive, got {argument}")
+        self.calibration = self.calibration.with_overrides(temperature=temperature)
+        self._say(self._describe())
+
+    def _set_threshold(self, argument: str) -> None:
+        threshold = _number(argument, "threshold C")
+        self.calibration = self.calibration.with_overrides(threshold=threshold)
+        self._say(self._describe())
+
+    def _preset(self, argument: str) -> None:
+        name = argument.lower()
+        if name == "model":
+            self.calibration = self.model
+        elif name == "seed":
+            self.calibration = seed_preset()
+        elif name == "custom":
+            self.calibration = custom_calibration(load_settings(self.settings_file))
+        else:
+            raise TuneError(f"preset must be model, seed or custom, got {argument!r}")
+        self._say(self._describe())
+
+    def _expand(self, argument: str) -> None:
+        if argument.lower() not in ("on", "off"):
+            raise TuneError(f"expand takes on or off, got {argument!r}")
+        self.expand = argument.lower() == "on"
+        self._say(self._describe())
+
+    def _test(self, term: str) -> None:
+        if not term:
+            raise TuneError("test needs a term, for example `test dog on the beach`")
+        hits = self._hits(term)
+        ranked = hits.rank(self.calibration, top_k=1)
+        if not ranked:
+            raise TuneError(f"nothing to score {term!r} against")
+        best = ranked[0]
+        where = (
+            f"photo {best.path}"
+            if self.image is not None
+            else f"the library's best photo for it, {best.path}"
+        )
+        self._say(
+            f"{term!r} vs {where}: variant {best.variant!r} (weight {best.weight:g}), "
+            f"raw cosine {best.raw:.4f}"
+        )
+        self._say(f"  {'':2}{'range':<8} {'T':>8} {'c':>8} {'raw':>8} {'calibrated':>10}")
+        for label, calibration in self._temperature_rows():
+            score = best.weight * float(calibration.score(best.raw))
+            mark = "*" if calibration is self.calibration else " "
+            self._say(
+                f"  {mark:<2}{label:<8} {calibration.temperature:8.2f} "
+                f"{calibration.threshold:8.4f} {best.raw:8.4f} {score:10.4f}"
+            )
+        self._say("  (* = current; calibrated = weight x sigmoid(T x (raw - c)))")
+
+    def _hits(self, term: str) -> SearchHits:
+        if self.image is None:
+            if self.library.catalog.count() == 0:
+                raise TuneError(
+                    "the library is empty: run `gallery-app index FOLDER`, or start "
+                    "`gallery-app tune IMAGE` with a photo"
+                )
+            return self.searcher.search(term, top_k=1, expand=self.expand)
+        variants = prompt_variants(self.encoder, term, self.expander if self.expand else None)
+        if not variants:
+            raise TuneError(f"{term!r} has no words to search")
+        text = self.searcher.text_vectors([v.prompt for v in variants])
+        raw = (self.image.vectors @ text.T).astype(np.float32)
+        return SearchHits(term, variants, np.zeros(1, np.int64), self.image.paths, raw)
+
+    def _temperature_rows(self) -> list[tuple[str, Calibration]]:
+        """Three blocks: around the current T (at the current c), the seed's, the model's."""
+        current, model = self.calibration, self.model
+        around = [
+            current
+            if m == 1.0
+            else Calibration("custom", current.temperature * m, current.threshold)
+            for m in CURRENT_MULTIPLES
+        ]
+        return (
+            [("current", c) for c in around]
+            + [("seed", Calibration("seed", t, 0.0)) for t in SEED_TEMPERATURES]
+            + [
+                ("model", Calibration("model", model.temperature * m, model.threshold))
+                for m in MODEL_MULTIPLES
+            ]
+        )
+
+    def _recommend(self, _argument: str) -> None:
+        images = sample_library(self.library, RECOMMEND_SAMPLE)
+        if len(images.paths) < 2:
+            raise TuneError(
+                "a recommendation needs at least 2 indexed photos: run `gallery-app index FOLDER`"
+            )
+        raw = probe_raw(self.encoder, DEFAULT_PROBE_QUERIES, images)
+        recommendation = recommend_calibration(raw)
+        recommended = recommendation.calibration
+        current = self.calibration
+        top_now = float(current.score(recommendation.top_raw))
+        median_now = float(current.score(recommendation.median_raw))
+        self._say(
+            f"recommended: T = {recommended.temperature:.2f}, c = {recommended.threshold:.4f}"
+        )
+        self._say(recommendation.reason)
+        self._say(
+            f"Under the current T = {current.temperature:.2f}, c = {current.threshold:.4f} "
+            f"those score {top_now:.4f} and {median_now:.4f}. Type `apply` to save the "
+            "recommendation as your custom preset."
+        )
+        self.pending = (recommended, "recommend")
+
+    def _feedback(self, argument: str) -> None:
+        if not argument:
+            raise TuneError("feedback needs a CSV file of path,query,relevant")
+        path = Path(shlex.split(argument)[0]).expanduser()
+        judgements = read_feedback(path)
+        images = encode_files(self.encoder, sorted({j.path for j in judgements}))
+        for failed, reason in images.failures:
+            self.err.write(f"skipped {failed}: {reason}\n")
+        row_of_path = {p: i for i, p in enumerate(images.paths)}
+        usable = [j for j in judgements if j.path in row_of_path]
+        if not usable:
+            raise TuneError(f"none of the photos named in {path} could be read")
+        queries = sorted({j.query for j in usable})
+        text = self.searcher.text_vectors([self.encoder.prompt(q) for q in queries])
+        column_of_query = {q: i for i, q in enumerate(queries)}
+        raw = np.array(
+            [
+                float(images.vectors[row_of_path[j.path]] @ text[column_of_query[j.query]])
+                for j in usable
+            ]
+        )
+        relevant = np.array([j.relevant for j in usable], dtype=bool)
+        fit = fit_calibration(raw, relevant, prior=self.model)
+        fitted = fit.calibration
+        self._say(
+            f"fitted on {fit.sample_count} judgements ({fit.relevant_count} relevant): "
+            f"T = {fitted.temperature:.2f}, c = {fitted.threshold:.4f}"
+        )
+        self._say(
+            f"Logistic regression of relevant on raw cosine, pulled towards the model preset "
+            f"(T = {self.model.temperature:.2f}, c = {self.model.threshold:.4f}) as much as "
+            "a few judgements need; more judgements, less pull. Mean log loss "
+            f"{fit.log_loss:.4f}. Type `apply` to save it as your custom preset."
+        )
+        self.pending = (fitted, f"feedback {path}")
+
+    def _apply(self, _argument: str) -> None:
+        chosen = self.pending[0] if self.pending is not None else self.calibration
+        settings = UserSettings(
+            preset="custom",
+            custom_temperature=chosen.temperature,
+            custom_threshold=chosen.threshold,
+            min_score=self.settings.min_score,
+            expand=self.expand,
+        )
+        saved_to = save_settings(settings, self.settings_file)
+        self.settings = settings
+        self.calibration = Calibration("custom", chosen.temperature, chosen.threshold)
+        self.pending = None
+        self._say(
+            f"saved custom preset T = {chosen.temperature:.2f}, c = {chosen.threshold:.4f}, "
+            f"expand {'on' if self.expand else 'off'} to {saved_to}; it is now the app's preset"
+        )
+
+
+def read_feedback(path: Path) -> list[Judgement]:
+    """Rows of path,query,relevant; a first row naming the columns is skipped. Relative photo
+    paths are taken from the CSV's folder."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"Cannot read feedback file {path}: {exc}") from exc
+    judgements = []
+    for number, row in enumerate(rows, 1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if number == 1 and [c.lower() for c in cells[:3]] == ["path", "query", "relevant"]:
+            continue
+        if len(cells) != 3:
+            raise ConfigError(
+                f"{path}, line {number}: expected 3 columns path,query,relevant, got {len(cells)}"
+            )
+        photo, query, relevant = cells
+        word = relevant.lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise ConfigError(
+                f"{path}, line {number}: relevant must be 1 or 0 (or yes/no), got {relevant!r}"
+            )
+        if not photo or not query:
+            raise ConfigError(f"{path}, line {number}: the path and the query must not be empty")
+        resolved = (path.parent / Path(photo).expanduser()).resolve()
+        judgements.append(Judgement(str(resolved), query, word in TRUE_WORDS))
+    if not judgements:
+        raise ConfigError(f"{path} holds no judgements (expected rows of path,query,relevant)")
+    return judgements
+
+
+def _number(text: str, usage: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise TuneError(f"usage: {usage}, with a number (got {text!r})") from None
+    if not math.isfinite(value):
+        raise TuneError(f"{usage}: the number must be finite, got {text}")
+    return value

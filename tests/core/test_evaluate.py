@@ -1,0 +1,252 @@
+"""Quality metrics on hand-checkable rankings, and the eval harness on controlled vectors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gallery_app.core.calibrate import Calibration
+from gallery_app.core.errors import ConfigError
+from gallery_app.core.evaluate import (
+    average_precision,
+    best_f1_threshold,
+    evaluate,
+    expected_calibration_error,
+    read_labelled_folder,
+    recall_at_k,
+)
+from gallery_app.core.expansion import Expander
+from gallery_app.core.probes import ImageVectors
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def test_recall_at_k_is_a_hit_in_the_first_k():
+    ranking = [False, False, True, False]
+    assert [recall_at_k(ranking, k) for k in (1, 2, 3, 10)] == [0.0, 0.0, 1.0, 1.0]
+    assert math.isnan(recall_at_k([False, False], 1))
+    with pytest.raises(ValueError):
+        recall_at_k(ranking, 0)
+
+
+def test_average_precision_from_its_definition():
+    # Relevant at ranks 1, 3 and 6: precisions 1/1, 2/3, 3/6.
+    ranking = [True, False, True, False, False, True]
+    assert average_precision(ranking) == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
+    assert average_precision([True, True, False]) == 1.0
+    assert average_precision([False, False, True]) == pytest.approx(1 / 3)
+    assert math.isnan(average_precision([False, False]))
+
+
+def test_ece_is_zero_when_each_bin_is_right_as_often_as_it_claims():
+    # Four pairs at 0.25 with one relevant, four at 0.75 with three relevant.
+    scores = [0.25, 0.25, 0.25, 0.25, 0.75, 0.75, 0.75, 0.75]
+    relevant = [1, 0, 0, 0, 1, 1, 1, 0]
+    assert expected_calibration_error(scores, relevant) == pytest.approx(0.0)
+
+
+def test_ece_of_an_overconfident_score():
+    # All pairs scored 0.9 and half relevant: off by 0.4 everywhere.
+    assert expected_calibration_error([0.9] * 6, [1, 0, 1, 0, 1, 0]) == pytest.approx(0.4)
+    # Two bins, weighted by their share of the pairs: 0.75 * |0.05 - 0| + 0.25 * |1.0 - 1|.
+    got = expected_calibration_error([0.05, 0.05, 0.05, 1.0], [0, 0, 0, 1])
+    assert got == pytest.approx(0.75 * 0.05)
+    assert math.isnan(expected_calibration_error([], []))
+    with pytest.raises(ValueError):
+        expected_calibration_error([1.2], [1])
+
+
+def test_best_f1_on_separable_scores_takes_the_lowest_relevant_score():
+    choice = best_f1_threshold([0.9, 0.8, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0])
+    assert choice is not None
+    assert (choice.threshold, choice.f1, choice.precision, choice.recall) == (0.7, 1.0, 1.0, 1.0)
+
+
+def test_best_f1_matches_a_brute_force_search():
+    rng = np.random.default_rng(0)
+    scores = rng.random(200).round(2)  # rounding makes ties
+    relevant = rng.random(200) < scores
+    choice = best_f1_threshold(scores, relevant)
+    assert choice is not None
+
+    def f1_at(threshold: float) -> float:
+        predicted = scores >= threshold
+        tp = np.sum(predicted & relevant)
+        return 0.0 if tp == 0 else 2 * tp / (predicted.sum() + relevant.sum())
+
+    brute = max(f1_at(t) for t in np.unique(scores))
+    assert choice.f1 == pytest.approx(brute)
+    assert f1_at(choice.threshold) == pytest.approx(choice.f1)
+
+
+def test_best_f1_without_relevant_pairs_is_none():
+    assert best_f1_threshold([0.5, 0.2], [0, 0]) is None
+
+
+# --- the labelled folder ------------------------------------------------------------------
+
+
+def save_photo(path: Path, colour: tuple[int, int, int]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), colour).save(path)
+    return path
+
+
+def test_read_labelled_folder(tmp_path: Path):
+    save_photo(tmp_path / "red_car" / "a.jpg", (255, 0, 0))
+    save_photo(tmp_path / "red_car" / "nested" / "b.png", (250, 0, 0))
+    save_photo(tmp_path / "dog" / "c.jpg", (0, 0, 0))
+    save_photo(tmp_path / "noise.png", (9, 9, 9))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "dog" / "notes.txt").write_text("not a photo")
+    labelled = read_labelled_folder(tmp_path)
+    assert labelled.labels == ("dog", "red_car")
+    assert labelled.queries == ("dog", "red car")
+    assert len(labelled.paths) == 4
+    by_name = {Path(p).name: i for p, i in zip(labelled.paths, labelled.label_index, strict=True)}
+    assert by_name == {"c.jpg": 0, "a.jpg": 1, "b.png": 1, "noise.png": -1}
+
+
+def test_folder_without_labels_is_a_clear_error(tmp_path: Path):
+    save_photo(tmp_path / "loose.jpg", (1, 2, 3))
+    with pytest.raises(ConfigError, match="DIR/<label>"):
+        read_labelled_folder(tmp_path)
+    with pytest.raises(ConfigError, match="not a folder"):
+        read_labelled_folder(tmp_path / "missing")
+
+
+# --- the harness, on vectors whose answer is known ----------------------------------------
+
+
+class AxisEncoder:
+    """Each known word's prompt encodes to its own axis; anything else to the last axis."""
+
+    dim = 4
+
+    def __init__(self, axes: dict[str, int]) -> None:
+        self.axes = axes
+
+    def prompt(self, text: str) -> str:
+        return f"a photo of {text}."
+
+    def encode_prompts(self, prompts):
+        vectors = np.zeros((len(prompts), self.dim), np.float32)
+        for row, prompt in enumerate(prompts):
+            word = prompt.removeprefix("a photo of ").removesuffix(".")
+            vectors[row, self.axes.get(word, self.dim - 1)] = 1.0
+        return vectors
+
+
+def labelled_set(tmp_path: Path):
+    for name in ("cat/1.png", "cat/2.png", "red_car/3.png", "red_car/4.png", "other.png"):
+        save_photo(tmp_path / name, (0, 0, 0))
+    return read_labelled_folder(tmp_path)
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.array(values, np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def test_perfect_vectors_give_perfect_retrieval(tmp_path: Path):
+    labelled = labelled_set(tmp_path)  # order: cat 1, cat 2, other, red car 3, red car 4
+    vectors = np.stack(
+        [
+            unit(1, 0, 0, 0.2),
+            unit(1, 0, 0, 0.1),
+            unit(0, 0, 0, 1),
+            unit(0, 1, 0, 0.1),
+            unit(0, 1, 0, 0),
+        ]
+    )
+    images = ImageVectors(labelled.paths, vectors)
+    report = evaluate(
+        labelled,
+        images,
+        AxisEncoder({"cat": 0, "red car": 1}),
+        Expander(),
+        Calibration("custom", 10.0, 0.5),
+    )
+    plain, expanded = report.modes
+    assert (plain.expand, expanded.expand) == (False, True)
+    assert plain.recall == {1: 1.0, 5: 1.0, 10: 1.0}
+    assert plain.mean_average_precision == 1.0
+    assert plain.mean_score_relevant > 0.9 > 0.1 > plain.mean_score_irrelevant
+    assert plain.best_f1 is not None and plain.best_f1.f1 == 1.0
+    assert [q.first_relevant_rank for q in plain.per_query] == [1, 1]
+    data = report.to_json()
+    assert data["labels"] == [
+        {"label": "cat", "query": "cat", "images": 2},
+        {"label": "red_car", "query": "red car", "images": 2},
+    ]
+    assert data["distractors"] == 1 and data["images"] == 5
+    assert data["without_expansion"]["recall_at_1"] == 1.0
+
+
+def test_swapped_vectors_give_the_worst_ranking(tmp_path: Path):
+    labelled = labelled_set(tmp_path)
+    # Cat photos point at the car axis and car photos at the cat axis; the distractor leans
+    # slightly towards both, so every relevant photo comes last.
+    vectors = np.stack(
+        [
+            unit(0, 1, 0, 0),
+            unit(0, 1, 0, 0),
+            unit(0.1, 0.1, 0, 1),
+            unit(1, 0, 0, 0),
+            unit(1, 0, 0, 0),
+        ]
+    )
+    report = evaluate(
+        labelled,
+        ImageVectors(labelled.paths, vectors),
+        AxisEncoder({"cat": 0, "red car": 1}),
+        Expander(),
+        Calibration("custom", 10.0, 0.5),
+    )
+    plain = report.modes[0]
+    assert plain.recall[1] == 0.0
+    assert [q.first_relevant_rank for q in plain.per_query] == [4, 4]
+    # Relevant at ranks 4 and 5 of 5: (1/4 + 2/5) / 2.
+    assert plain.mean_average_precision == pytest.approx((1 / 4 + 2 / 5) / 2)
+    assert plain.mean_score_relevant < plain.mean_score_irrelevant
+
+
+def test_expansion_changes_the_variants_searched(tmp_path: Path):
+    labelled = labelled_set(tmp_path)
+    # Cat photos sit on the axis of "kitten", which only expansion searches; the distractor
+    # leans towards "cat" itself.
+    vectors = np.stack(
+        [unit(0, 0, 1, 0), unit(0, 0, 1, 0), unit(0.1, 0, 0, 1), unit(0, 1, 0, 0), unit(0, 1, 0, 0)]
+    )
+    assert any(v.text == "kitten" for v in Expander().expand("cat"))
+    report = evaluate(
+        labelled,
+        ImageVectors(labelled.paths, vectors),
+        AxisEncoder({"cat": 0, "red car": 1, "kitten": 2}),
+        Expander(),
+        Calibration("custom", 10.0, 0.5),
+    )
+    plain, expanded = report.modes
+    assert plain.per_query[0].first_relevant_rank == 2
+    assert expanded.per_query[0].first_relevant_rank == 1
+    assert expanded.mean_average_precision > plain.mean_average_precision
+
+
+def test_photos_that_failed_are_left_out(tmp_path: Path):
+    labelled = labelled_set(tmp_path)
+    kept = labelled.paths[:2] + labelled.paths[3:]
+    vectors = np.stack([unit(1, 0, 0, 0), unit(1, 0, 0, 0), unit(0, 1, 0, 0), unit(0, 1, 0, 0)])
+    failures = ((labelled.paths[2], "corrupt"),)
+    report = evaluate(
+        labelled,
+        ImageVectors(kept, vectors, failures),
+        AxisEncoder({"cat": 0, "red car": 1}),
+        Expander(),
+        Calibration("custom", 10.0, 0.5),
+    )
+    assert report.to_json()["failed"] == [{"path": labelled.paths[2], "reason": "corrupt"}]
+    assert report.to_json()["images"] == 4

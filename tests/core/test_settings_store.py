@@ -1,0 +1,108 @@
+"""The user settings file: defaults, round trip, versioning, validation, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from gallery_app.core.errors import ConfigError
+from gallery_app.core.settings_store import (
+    SETTINGS_VERSION,
+    UserSettings,
+    load_settings,
+    parse_settings,
+    save_settings,
+    settings_path,
+)
+
+
+def test_missing_file_gives_defaults(tmp_path: Path):
+    settings = load_settings(tmp_path / "nothing.json")
+    assert settings == UserSettings()
+    assert (settings.preset, settings.min_score, settings.expand) == ("model", 0.0, True)
+    assert not settings.has_custom
+
+
+def test_path_follows_the_config_dir_env(isolated_dirs: Path, tmp_path: Path):
+    assert settings_path() == tmp_path / "config" / "settings.json"
+
+
+def test_round_trip_through_the_default_path(tmp_path: Path):
+    saved = UserSettings("custom", 42.5, 0.075, 0.3, False)
+    path = save_settings(saved)
+    assert path == tmp_path / "config" / "settings.json"
+    assert load_settings() == saved
+    on_disk = json.loads(path.read_text())
+    assert on_disk["version"] == SETTINGS_VERSION
+    assert on_disk["custom_temperature"] == 42.5 and on_disk["preset"] == "custom"
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"]  # no temp file left
+
+
+def test_save_replaces_the_previous_file(tmp_path: Path):
+    path = tmp_path / "s.json"
+    save_settings(UserSettings(min_score=0.1), path)
+    save_settings(UserSettings(min_score=0.2), path)
+    assert load_settings(path).min_score == 0.2
+
+
+def test_custom_preset_gives_the_saved_calibration():
+    settings = UserSettings("custom", 30.0, 0.05)
+    calibration = settings.calibration(logit_scale=math.log(117.0), logit_bias=-12.9)
+    assert (calibration.preset, calibration.temperature, calibration.threshold) == (
+        "custom",
+        30.0,
+        0.05,
+    )
+
+
+def test_model_preset_ignores_saved_custom_values():
+    settings = UserSettings("model", 30.0, 0.05)
+    calibration = settings.calibration(logit_scale=math.log(117.0), logit_bias=-12.9)
+    assert calibration.preset == "model"
+    assert calibration.temperature == pytest.approx(117.0)
+
+
+def test_unknown_keys_are_ignored():
+    assert parse_settings({"version": 1, "window": [1, 2], "expand": False}).expand is False
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"version": 99}', "newer gallery-app"),
+        ('{"version": "1"}', "'version'"),
+        ('{"preset": "warm"}', "'preset'"),
+        ('{"preset": 3}', "'preset'"),
+        ('{"preset": "custom"}', "no custom_temperature"),
+        ('{"custom_temperature": 10}', "set together"),
+        ('{"custom_temperature": -1, "custom_threshold": 0}', "positive"),
+        ('{"custom_temperature": "hot", "custom_threshold": 0}', "must be a number"),
+        ('{"min_score": 1.5}', "between 0 and 1"),
+        ('{"min_score": null}', "'min_score'"),
+        ('{"expand": "yes"}', "'expand'"),
+    ],
+)
+def test_bad_content_is_a_config_error_naming_the_file(tmp_path: Path, content, fragment):
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert fragment in str(raised.value)
+    assert str(path) in str(raised.value)
+
+
+def test_invalid_values_cannot_be_constructed_either():
+    with pytest.raises(ValueError):
+        UserSettings(preset="custom")
+
+
+def test_an_unwritable_location_is_a_config_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="Cannot write"):
+        save_settings(UserSettings(), blocker / "settings.json")

@@ -1,0 +1,238 @@
+"""The tune interpreter driven through io.StringIO: tables, recommend, feedback, apply."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gallery_app.core.calibrate import (
+    calibrated_score,
+    fit_calibration,
+    model_preset,
+    recommend_calibration,
+)
+from gallery_app.core.errors import ConfigError
+from gallery_app.core.indexer import Indexer
+from gallery_app.core.probes import DEFAULT_PROBE_QUERIES, encode_files, probe_raw, sample_library
+from gallery_app.core.search import Searcher
+from gallery_app.core.settings_store import UserSettings, load_settings, save_settings
+from gallery_app.tune import RECOMMEND_SAMPLE, Tuner, read_feedback
+
+
+@pytest.fixture
+def photos(library, encoder, make_images):
+    paths = make_images(10)
+    Indexer(library, encoder).index([paths[0].parent])
+    return paths
+
+
+def make_tuner(encoder, library, image=None):
+    out, err = io.StringIO(), io.StringIO()
+    tuner = Tuner(
+        encoder,
+        library,
+        out=out,
+        err=err,
+        image=image,
+        logit_scale=encoder.logit_scale,
+        logit_bias=encoder.logit_bias,
+    )
+    return tuner, out, err
+
+
+def drive(tuner, script: str) -> int:
+    return tuner.run(io.StringIO(script))
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The rows of the last `test` table: [mark, range, T, c, raw, calibrated]."""
+    rows = []
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0] == "*":
+            rows.append(cells)
+        elif len(cells) == 5 and cells[0] in ("current", "seed", "model"):
+            rows.append(["", *cells])
+    return rows
+
+
+def test_test_prints_a_temperature_table_whose_scores_follow_the_formula(encoder, library, photos):
+    tuner, out, err = make_tuner(encoder, library)
+    assert drive(tuner, "test dog\n") == 0, err.getvalue()
+    rows = table_rows(out.getvalue())
+    assert [r[1] for r in rows].count("seed") == 5
+    assert [float(r[2]) for r in rows if r[1] == "seed"] == [10.0, 15.0, 20.0, 25.0, 30.0]
+    model = model_preset(encoder.logit_scale, encoder.logit_bias)
+    assert model.temperature == pytest.approx(float(rows[-3][2]), abs=0.01)  # model x 1.0
+    marked = [r for r in rows if r[0] == "*"]
+    assert len(marked) == 1 and float(marked[0][2]) == pytest.approx(model.temperature, abs=0.01)
+    best = Searcher(library, encoder).search("dog", top_k=1).rank(model, top_k=1)[0]
+    assert f"the library's best photo for it, {best.path}:" in out.getvalue()
+    weight = float(re.search(r"\(weight ([0-9.]+)\)", out.getvalue()).group(1))
+    for _, _, temperature, threshold, raw, calibrated in rows:
+        expected = weight * calibrated_score(float(raw), float(temperature), float(threshold))
+        assert float(calibrated) == pytest.approx(float(expected), abs=2e-3)
+
+
+def test_test_against_an_image_uses_that_photo(encoder, library, photos):
+    tuner, out, err = make_tuner(encoder, library, image=photos[3])
+    assert drive(tuner, "expand off\ntest snow\n") == 0, err.getvalue()
+    text = out.getvalue()
+    assert f"vs photo {photos[3]}" in text
+    expected = float(
+        encode_files(encoder, [photos[3]]).vectors[0] @ encoder.encode_texts(["snow"])[0]
+    )
+    raw = float(table_rows(text)[0][4])
+    assert raw == pytest.approx(expected, abs=1e-4)
+
+
+def test_set_threshold_preset_and_expand_change_the_state(encoder, library, photos):
+    tuner, out, _ = make_tuner(encoder, library)
+    assert drive(tuner, "set 42\nthreshold 0.05\nexpand off\nshow\n") == 0
+    assert (tuner.calibration.temperature, tuner.calibration.threshold) == (42.0, 0.05)
+    assert tuner.calibration.preset == "custom" and tuner.expand is False
+    assert "T = 42.00, c = 0.0500, expand off" in out.getvalue()
+    drive(tuner, "preset seed\n")
+    assert (tuner.calibration.temperature, tuner.calibration.threshold) == (25.0, 0.0)
+    drive(tuner, "preset model\n")
+    assert tuner.calibration.preset == "model"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("frobnicate", "unknown command"),
+        ("set hot", "usage: set T"),
+        ("set -3", "positive"),
+        ("threshold nan", "finite"),
+        ("preset warm", "model, seed or custom"),
+        ("preset custom", "No custom calibration"),
+        ("expand maybe", "on or off"),
+        ("test", "needs a term"),
+        ("feedback", "CSV"),
+    ],
+)
+def test_a_bad_command_says_why_and_the_session_goes_on(encoder, library, photos, line, fragment):
+    tuner, _, err = make_tuner(encoder, library)
+    assert drive(tuner, f"{line}\nset 12\n") == 1
+    assert fragment in err.getvalue()
+    assert err.getvalue().count("error:") == 1
+    assert tuner.calibration.temperature == 12.0  # the next command still ran
+
+
+def test_quit_stops_reading(encoder, library, photos):
+    tuner, _, _ = make_tuner(encoder, library)
+    drive(tuner, "set 12\nquit\nset 99\n")
+    assert tuner.calibration.temperature == 12.0
+
+
+def test_empty_library_test_says_to_index(encoder, library):
+    tuner, _, err = make_tuner(encoder, library)
+    assert drive(tuner, "test dog\nrecommend\n") == 1
+    assert "gallery-app index" in err.getvalue()
+    assert "at least 2 indexed photos" in err.getvalue()
+
+
+def test_recommend_then_apply_saves_the_recommended_custom_preset(encoder, library, photos):
+    tuner, out, err = make_tuner(encoder, library)
+    assert drive(tuner, "recommend\napply\n") == 0, err.getvalue()
+    images = sample_library(library, RECOMMEND_SAMPLE)
+    expected = recommend_calibration(probe_raw(encoder, DEFAULT_PROBE_QUERIES, images))
+    saved = load_settings()
+    assert saved.preset == "custom"
+    assert saved.custom_temperature == pytest.approx(expected.calibration.temperature)
+    assert saved.custom_threshold == pytest.approx(expected.calibration.threshold)
+    assert f"T = {expected.calibration.temperature:.2f}" in out.getvalue()
+    assert expected.reason in out.getvalue()
+    assert tuner.calibration.preset == "custom"
+
+
+def test_apply_without_a_recommendation_saves_the_current_values(encoder, library, photos):
+    save_settings(UserSettings(min_score=0.25))
+    tuner, _, _ = make_tuner(encoder, library)
+    assert drive(tuner, "set 33\nthreshold 0.02\nexpand off\napply\n") == 0
+    assert load_settings() == UserSettings("custom", 33.0, 0.02, 0.25, False)
+    # A new session starts from what was applied.
+    again, _, _ = make_tuner(encoder, library)
+    assert again.calibration.temperature == 33.0 and again.expand is False
+    assert drive(again, "preset model\npreset custom\n") == 0
+    assert again.calibration.threshold == 0.02
+
+
+def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_path: Path):
+    rng = np.random.default_rng(0)
+    rows, judged = ["path,query,relevant"], []
+    for path in photos:
+        for query in ("dog", "snow"):
+            relevant = bool(rng.random() < 0.5)
+            judged.append((path, query, relevant))
+            # Relative paths are taken from the CSV's folder.
+            rows.append(f"{path.relative_to(tmp_path)},{query},{'yes' if relevant else '0'}")
+    csv_path = tmp_path / "feedback.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    tuner, out, err = make_tuner(encoder, library)
+    assert drive(tuner, f"feedback {csv_path}\napply\n") == 0, err.getvalue()
+
+    vectors = encode_files(encoder, photos).vectors
+    text = dict(zip(("dog", "snow"), encoder.encode_texts(["dog", "snow"]), strict=True))
+    raw = [float(vectors[photos.index(p)] @ text[q]) for p, q, _ in judged]
+    expected = fit_calibration(
+        raw,
+        [r for _, _, r in judged],
+        prior=model_preset(encoder.logit_scale, encoder.logit_bias),
+    ).calibration
+    saved = load_settings()
+    assert saved.custom_temperature == pytest.approx(expected.temperature, rel=1e-6)
+    assert saved.custom_threshold == pytest.approx(expected.threshold, abs=1e-6)
+    assert f"fitted on {len(judged)} judgements" in out.getvalue()
+
+
+def test_feedback_skips_unreadable_photos(encoder, library, photos, tmp_path: Path):
+    csv_path = tmp_path / "f.csv"
+    csv_path.write_text(f"{photos[0]},dog,1\n{tmp_path / 'gone.jpg'},dog,0\n")
+    tuner, out, err = make_tuner(encoder, library)
+    assert drive(tuner, f"feedback {csv_path}\n") == 0
+    assert "skipped" in err.getvalue() and "gone.jpg" in err.getvalue()
+    assert "fitted on 1 judgements" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("a.jpg,dog\n", "expected 3 columns"),
+        ("a.jpg,dog,maybe\n", "must be 1 or 0"),
+        (",dog,1\n", "must not be empty"),
+        ("path,query,relevant\n", "no judgements"),
+    ],
+)
+def test_bad_feedback_files_are_config_errors_with_the_line(tmp_path: Path, content, fragment):
+    path = tmp_path / "f.csv"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=fragment):
+        read_feedback(path)
+
+
+def test_feedback_file_parsing(tmp_path: Path):
+    path = tmp_path / "sub" / "f.csv"
+    path.parent.mkdir()
+    path.write_text("path,query,relevant\n# a comment\nx.jpg, red car ,Yes\n/abs/y.png,dog,0\n\n")
+    first, second = read_feedback(path)
+    assert (first.path, first.query, first.relevant) == (
+        str(path.parent / "x.jpg"),
+        "red car",
+        True,
+    )
+    assert (second.path, second.relevant) == ("/abs/y.png", False)
+    with pytest.raises(ConfigError, match="Cannot read"):
+        read_feedback(tmp_path / "missing.csv")
+
+
+def test_an_unreadable_image_is_refused_at_start(encoder, library, tmp_path: Path):
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="Cannot read image"):
+        make_tuner(encoder, library, image=junk)
