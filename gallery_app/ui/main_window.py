@@ -17,6 +17,7 @@ from PySide6.QtGui import (
     QShowEvent,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDockWidget,
@@ -77,11 +78,12 @@ class MainWindow(QMainWindow):
         model: str | None = None,
         store: QSettings | None = None,
         expansions_file: Path | None = None,
+        settings_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Gallery")
         store = store or QSettings("gallery-app", "gallery-app")
-        self.settings = Settings(store, self)
+        self.settings = Settings(settings_file, self)
         self.ui_state = UiState(store)
         self.data_dir = data_dir
         self.model_info: ModelInfo | None = None
@@ -117,6 +119,8 @@ class MainWindow(QMainWindow):
         self.request_refresh.connect(self.engine.refresh)
         self.request_remove_folder.connect(self.engine.remove_folder)
         self.request_shutdown.connect(self.engine.shutdown)
+        if self.settings.load_error:
+            self.report_error(self.settings.load_error)
 
     # Construction ---------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -139,6 +143,10 @@ class MainWindow(QMainWindow):
         self.min_score_box.setSpecialValueText("off")
         self.min_score_box.setToolTip("Hide results whose calibrated score is below this")
         self.reset_button = QPushButton("Reset to model")
+        self.expand_box = QCheckBox("Synonyms")
+        self.expand_box.setToolTip(
+            "Also search with synonyms and related words (dog → puppy, canine, pet)"
+        )
 
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Preset"))
@@ -151,6 +159,8 @@ class MainWindow(QMainWindow):
         controls.addWidget(QLabel("Hide below"))
         controls.addWidget(self.min_score_box)
         controls.addWidget(self.reset_button)
+        controls.addSpacing(12)
+        controls.addWidget(self.expand_box)
 
         self.banner = QFrame()
         self.banner.setObjectName("banner")
@@ -269,6 +279,9 @@ class MainWindow(QMainWindow):
     def _bind_settings(self) -> None:
         self._sync_calibration_controls()
         self.min_score_box.setValue(self.settings.min_score)
+        self.expand_box.setChecked(self.settings.expand)
+        self.expand_box.toggled.connect(self.settings.set_expand)
+        self.settings.expand_changed.connect(lambda _on: self._search_again())
         self.preset_box.currentTextChanged.connect(self.settings.set_preset)
         self.temperature_slider.valueChanged.connect(self._on_slider_moved)
         self.min_score_box.valueChanged.connect(self.settings.set_min_score)
@@ -363,6 +376,10 @@ class MainWindow(QMainWindow):
         self._latest_request += 1
         self.statusBar().showMessage(f"Searching “{query}”…")
         self.request_search.emit(self._latest_request, query, self.settings.expand)
+
+    def _search_again(self) -> None:
+        if self.hits is not None:
+            self.run_search()
 
     @Slot()
     def clear_search(self) -> None:
@@ -581,6 +598,9 @@ class MainWindow(QMainWindow):
             self._engine_thread.quit()
             self._engine_thread.wait()
         self.thumbnails.shutdown()
+        problem = self.settings.flush()
+        if problem:
+            log.warning("%s", problem)
         self.ui_state.set_value("geometry", self.saveGeometry())
         self.ui_state.set_value("window_state", self.saveState())
         self.ui_state.set_value("splitter", self.splitter.saveState())

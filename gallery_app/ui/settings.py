@@ -2,90 +2,131 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
+from PySide6.QtCore import QByteArray, QObject, QSettings, QTimer, Signal
 
 from gallery_app.core.calibrate import Calibration, model_preset, seed_preset
+from gallery_app.core.errors import ConfigError
+from gallery_app.core.settings_store import (
+    SETTINGS_PRESETS,
+    UserSettings,
+    load_settings,
+    save_settings,
+    settings_path,
+)
 
-PRESETS = ("model", "seed", "custom")
+PRESETS = SETTINGS_PRESETS
 DEFAULT_CUSTOM_TEMPERATURE = 25.0
+SAVE_DELAY_MS = 400  # a slider drag is dozens of changes; the file is written once it stops
 
 
 class Settings(QObject):
-    """What the user chose. Widgets bind to these; they never own the values."""
+    """What the user chose, kept in the same settings file `gallery-app tune` writes.
+
+    Widgets bind to these; they never own the values. A settings file that cannot be parsed is
+    never overwritten: the session runs on defaults and `load_error` says why.
+    """
 
     preset_changed = Signal(str)
     custom_changed = Signal(float, float)  # temperature, threshold c
     min_score_changed = Signal(float)  # 0 = off
     expand_changed = Signal(bool)
 
-    def __init__(self, store: QSettings, parent: QObject | None = None) -> None:
+    def __init__(self, path: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._store = store
-        preset = str(store.value("search/preset", "model"))
-        self._preset = preset if preset in PRESETS else "model"
-        self._temperature = _positive(store.value("search/temperature"), DEFAULT_CUSTOM_TEMPERATURE)
-        self._threshold = _finite(store.value("search/threshold"), 0.0)
-        self._min_score = min(max(_finite(store.value("search/min_score"), 0.0), 0.0), 1.0)
-        self._expand = str(store.value("search/expand", "true")).lower() == "true"
+        self.path = path or settings_path()
+        self.load_error: str | None = None
+        try:
+            self._values = load_settings(self.path)
+        except ConfigError as exc:
+            self._values = UserSettings()
+            self.load_error = f"{exc} Changes in this session will not be saved."
+        self._save_timer = QTimer(self, singleShot=True, interval=SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.flush)
 
     @property
     def preset(self) -> str:
-        return self._preset
+        return self._values.preset
 
     def set_preset(self, name: str) -> None:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}")
-        if name != self._preset:
-            self._preset = name
-            self._store.setValue("search/preset", name)
-            self.preset_changed.emit(name)
+        if name == self._values.preset:
+            return
+        values = self._values
+        if name == "custom" and not values.has_custom:
+            values = replace(
+                values, custom_temperature=DEFAULT_CUSTOM_TEMPERATURE, custom_threshold=0.0
+            )
+        self._update(replace(values, preset=name))
+        self.preset_changed.emit(name)
 
     @property
     def custom(self) -> tuple[float, float]:
-        return self._temperature, self._threshold
+        values = self._values
+        if values.custom_temperature is None or values.custom_threshold is None:
+            return DEFAULT_CUSTOM_TEMPERATURE, 0.0
+        return values.custom_temperature, values.custom_threshold
 
     def set_custom(self, temperature: float, threshold: float) -> None:
         """Choosing a T or c by hand makes the preset 'custom'."""
         Calibration("custom", temperature, threshold)  # validates
-        changed = (temperature, threshold) != (self._temperature, self._threshold)
-        self._temperature, self._threshold = temperature, threshold
-        self._store.setValue("search/temperature", temperature)
-        self._store.setValue("search/threshold", threshold)
+        changed = (temperature, threshold) != self.custom
+        self._update(
+            replace(self._values, custom_temperature=temperature, custom_threshold=threshold)
+        )
         self.set_preset("custom")
         if changed:
             self.custom_changed.emit(temperature, threshold)
 
     @property
     def min_score(self) -> float:
-        return self._min_score
+        return self._values.min_score
 
     def set_min_score(self, value: float) -> None:
         value = min(max(value, 0.0), 1.0)
-        if value != self._min_score:
-            self._min_score = value
-            self._store.setValue("search/min_score", value)
+        if value != self._values.min_score:
+            self._update(replace(self._values, min_score=value))
             self.min_score_changed.emit(value)
 
     @property
     def expand(self) -> bool:
-        return self._expand
+        return self._values.expand
 
     def set_expand(self, on: bool) -> None:
-        if on != self._expand:
-            self._expand = on
-            self._store.setValue("search/expand", "true" if on else "false")
+        if on != self._values.expand:
+            self._update(replace(self._values, expand=on))
             self.expand_changed.emit(on)
 
     def calibration(self, logit_scale: float | None, logit_bias: float | None) -> Calibration:
         """The calibration in force; 'model' needs the loaded checkpoint's scale and bias."""
-        if self._preset == "model" and logit_scale is not None and logit_bias is not None:
+        if self.preset == "model" and logit_scale is not None and logit_bias is not None:
             return model_preset(logit_scale, logit_bias)
-        if self._preset == "seed" or self._preset == "model":
+        if self.preset in ("seed", "model"):
             return seed_preset()
-        return Calibration("custom", self._temperature, self._threshold)
+        return Calibration("custom", *self.custom)
+
+    def flush(self) -> str | None:
+        """Write pending changes now; returns an error message instead of raising."""
+        self._save_timer.stop()
+        if not self._dirty or self.load_error is not None:
+            return None
+        try:
+            save_settings(self._values, self.path)
+        except ConfigError as exc:
+            return str(exc)
+        self._dirty = False
+        return None
+
+    _dirty = False
+
+    def _update(self, values: UserSettings) -> None:
+        self._values = values
+        self._dirty = True
+        self._save_timer.start()
 
 
 class UiState:
@@ -103,16 +144,3 @@ class UiState:
 
     def set_value(self, key: str, value: Any) -> None:
         self._store.setValue(f"ui/{key}", value)
-
-
-def _finite(value: Any, default: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if math.isfinite(number) else default
-
-
-def _positive(value: Any, default: float) -> float:
-    number = _finite(value, default)
-    return number if number > 0 else default

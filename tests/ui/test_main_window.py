@@ -377,3 +377,43 @@ def test_searching_while_indexing_never_errors(qtbot, open_window, tiny_model_di
     for paths in answered:
         assert set(paths) <= known  # never a result without its catalog entry
     assert len(answered[-1]) == 52
+
+
+def test_the_window_uses_the_calibration_tune_saved(qtbot, open_window, tiny_model_dir):
+    from gallery_app.core.settings_store import UserSettings, save_settings
+
+    save_settings(UserSettings("custom", 33.0, 0.12, min_score=0.2, expand=False))
+    window = open_window(str(tiny_model_dir))
+    assert window.preset_box.currentText() == "custom"
+    assert window.temperature_slider.value() == 33
+    assert window.calibration().threshold == pytest.approx(0.12)
+    assert window.min_score_box.value() == pytest.approx(0.2)
+    assert not window.expand_box.isChecked()
+
+
+def test_a_broken_settings_file_is_reported_and_never_overwritten(
+    qtbot, open_window, tiny_model_dir
+):
+    from gallery_app.core.settings_store import settings_path
+
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"preset": "custom", "custom_temperature": "hot"}')
+    window = open_window(str(tiny_model_dir))
+    assert "custom_temperature" in window.log_view.toPlainText()
+    assert window.settings.preset == "model"  # defaults for this session
+    window.temperature_slider.setValue(50)
+    window.close()
+    assert path.read_text() == '{"preset": "custom", "custom_temperature": "hot"}'
+
+
+def test_synonyms_toggle_searches_again_without_expansion(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(3)[0].parent)
+    search(qtbot, window, "dog on the beach")
+    assert len(window.hits.variants) > 1
+    with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
+        window.expand_box.setChecked(False)
+    assert [v.text for v in window.hits.variants] == ["dog on the beach"]
