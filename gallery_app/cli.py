@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_search(args)
     except GalleryError as exc:
         _fail(str(exc), args.verbose)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`gallery-app search ... --json | head`): nothing to report.
+        # Point stdout at devnull so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
         print(

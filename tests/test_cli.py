@@ -154,3 +154,28 @@ def test_empty_library_says_what_to_do(tiny_model_dir, tmp_path, capsys):
     code = main(["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "e"), "search", "x"])
     assert code == 0
     assert "gallery-app index" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(monkeypatch, capfd):
+    """`gallery-app search ... --json | head`: the reader leaving is not an error to report."""
+    import os
+
+    from gallery_app import cli
+
+    def write_forever(args):
+        while True:
+            sys.stdout.write("x" * 65536)
+            sys.stdout.flush()
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    saved = os.dup(1)
+    stdout = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(cli, "run_search", write_forever)
+    try:
+        assert cli.main(["search", "dog"]) == 1
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    assert "Broken" not in capfd.readouterr().err
