@@ -29,7 +29,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def encoder(tiny_model_dir: Path):
     from gallery_app.core.embeddings import SiglipEncoder
 
-    return SiglipEncoder.load(str(tiny_model_dir), device="cpu")
+    return SiglipEncoder.load(str(tiny_model_dir), device="cpu", precision="fp32")
 
 
 @pytest.fixture(autouse=True)

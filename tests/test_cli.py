@@ -179,3 +179,15 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capfd):
         os.dup2(saved, 1)
         os.close(saved)
     assert "Broken" not in capfd.readouterr().err
+
+
+def test_fast_mode_indexes_into_the_same_library(tiny_model_dir: Path, make_images, tmp_path):
+    photos = make_images(3)
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "cli-data")]
+    indexed = run_cli(*common, "--fast", "index", str(photos[0].parent), "--json")
+    assert indexed.returncode == 0, indexed.stderr
+    assert json.loads(indexed.stdout)["indexed"] == 3
+    # int8 vectors are fp32 vectors up to rounding: a full-precision search reads them.
+    searched = run_cli(*common, "search", "dog", "--json", env_extra={"GALLERY_APP_INT8": "0"})
+    assert searched.returncode == 0, searched.stderr
+    assert len(json.loads(searched.stdout)["results"]) == 3

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,12 +13,17 @@ import numpy as np
 import numpy.typing as npt
 
 from gallery_app.core.calibrate import Calibration
-from gallery_app.core.expansion import Expander, Variant
+from gallery_app.core.expansion import Expander, Variant, pluralize
+from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.library import Library
 
 DEFAULT_TOP_K = 20
 MIN_CANDIDATES = 100
 TEXT_CACHE_SIZE = 1024
+# Prompts per forward while precomputing: small, because a search typed meanwhile waits for
+# the batch in flight (~4 x 80 ms fp32 on a 2-core CPU); larger batches gain little on a CPU.
+PRECOMPUTE_BATCH = 4
+_STORE_CHUNK = 500  # prompts per SQLite IN (...) lookup
 
 
 class TextEncoder(Protocol):
@@ -111,6 +117,9 @@ class Searcher:
         self._memory: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # Searches waiting for the encoder; dictionary precompute yields to them between batches.
+        self._foreground = 0
+        self._foreground_done = threading.Condition()
 
     def variants(self, query: str, expand: bool = True) -> tuple[PromptVariant, ...]:
         expanded = (
@@ -127,7 +136,87 @@ class Searcher:
     def search(
         self, query: str, top_k: int | None = DEFAULT_TOP_K, expand: bool = True
     ) -> SearchHits:
+        return self._search(query, self.variants(query, expand), top_k)
+
+    def search_progressive(
+        self, query: str, top_k: int | None = DEFAULT_TOP_K, expand: bool = True
+    ) -> Iterator[SearchHits]:
+        """The query as typed first, then the expanded search that refines it.
+
+        Yields search(query, expand=False) while variant prompts still need the model (one
+        forward instead of one per variant before anything shows), then search(query); when
+        every prompt is cached already it yields only the expanded hits. The last hits
+        yielded are the complete answer. Run it off the GUI thread: each step may encode.
+        """
         variants = self.variants(query, expand)
+        if len(variants) > 1 and not self.is_cached([v.prompt for v in variants]):
+            yield self._search(query, variants[:1], top_k)
+        yield self._search(query, variants, top_k)
+
+    def is_cached(self, prompts: Sequence[str]) -> bool:
+        """True when every prompt's vector is in memory or in the persistent store."""
+        with self._lock:
+            missing = [p for p in dict.fromkeys(prompts) if p not in self._memory]
+        return len(self._stored(missing)) == len(missing)
+
+    def dictionary_prompts(self) -> list[str]:
+        """Every prompt an expanded search for one dictionary word, singular or plural, needs."""
+        words: dict[str, None] = {}
+        for entry in self.expander.dictionary.entries.values():
+            for member in entry.members:
+                words[member] = None
+                words[pluralize(member)] = None
+        prompts: dict[str, None] = {}
+        for word in words:
+            for variant in self.variants(word):
+                prompts[variant.prompt] = None
+        return list(prompts)
+
+    def precompute_dictionary(
+        self,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        batch_size: int = PRECOMPUTE_BATCH,
+    ) -> int:
+        """Encode and persist the dictionary's prompts not cached yet; returns how many.
+
+        Meant for a background thread once the model is loaded: each batch is stored as it
+        is done (cancel loses at most one batch), a search that needs the encoder goes ahead
+        of the next batch, and a second run only looks up what is stored (once per model,
+        since the store lives in the model's catalog).
+        """
+        prompts = self.dictionary_prompts()
+        stored = self._stored(prompts)
+        todo = [p for p in prompts if p not in stored]
+        started = time.perf_counter()
+        done = 0
+        if progress is not None:
+            progress(Progress(0, len(todo), 0.0))
+        for first in range(0, len(todo), max(1, batch_size)):
+            with self._foreground_done:
+                self._foreground_done.wait_for(lambda: self._foreground == 0)
+            if cancel is not None and cancel.cancelled:
+                break
+            batch = todo[first : first + max(1, batch_size)]
+            vectors = self.encoder.encode_prompts(batch)
+            self.library.catalog.store_text_vectors(dict(zip(batch, vectors, strict=True)))
+            done += len(batch)
+            if progress is not None:
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                progress(Progress(done, len(todo), rate))
+        return done
+
+    def _stored(self, prompts: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for first in range(0, len(prompts), _STORE_CHUNK):
+            found.update(
+                self.library.catalog.cached_text_vectors(prompts[first : first + _STORE_CHUNK])
+            )
+        return found
+
+    def _search(
+        self, query: str, variants: tuple[PromptVariant, ...], top_k: int | None
+    ) -> SearchHits:
         empty = SearchHits(query, variants, np.zeros(0, np.int64), (), np.zeros((0, 0), np.float32))
         index = self.library.index
         if not variants or len(index) == 0:
@@ -155,11 +244,11 @@ class Searcher:
                     found[prompt] = self._memory[prompt]
         missing = [p for p in dict.fromkeys(prompts) if p not in found]
         if missing:
-            stored = self.library.catalog.cached_text_vectors(missing)
+            stored = self._stored(missing)
             found.update(stored)
             to_encode = [p for p in missing if p not in stored]
             if to_encode:
-                fresh = dict(zip(to_encode, self.encoder.encode_prompts(to_encode), strict=True))
+                fresh = dict(zip(to_encode, self._encode_foreground(to_encode), strict=True))
                 self.library.catalog.store_text_vectors(fresh)
                 found.update(fresh)
             with self._lock:
@@ -168,3 +257,13 @@ class Searcher:
                 while len(self._memory) > self._cache_size:
                     self._memory.popitem(last=False)
         return np.stack([found[p] for p in prompts]).astype(np.float32)
+
+    def _encode_foreground(self, prompts: list[str]) -> npt.NDArray[np.float32]:
+        with self._foreground_done:
+            self._foreground += 1
+        try:
+            return self.encoder.encode_prompts(prompts)
+        finally:
+            with self._foreground_done:
+                self._foreground -= 1
+                self._foreground_done.notify_all()

@@ -170,3 +170,46 @@ def test_offline_hub_id_raises_typed_error(monkeypatch):
         SiglipEncoder.load("nobody-here/not-a-real-siglip")
     assert "nobody-here/not-a-real-siglip" in str(caught.value)
     assert "internet" in str(caught.value)
+
+
+# int8 ("fast") mode --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(tiny_model_dir: Path) -> SiglipEncoder:
+    return SiglipEncoder.load(str(tiny_model_dir), device="cpu", precision="int8")
+
+
+def test_int8_quantizes_the_linear_layers(int8_encoder: SiglipEncoder, encoder) -> None:
+    assert int8_encoder.precision == "int8"
+    assert encoder.precision == "fp32"
+    kinds = {type(m).__module__ for m in int8_encoder._model.modules()}
+    assert any("quantized" in k for k in kinds)
+    assert not any("quantized" in type(m).__module__ for m in encoder._model.modules())
+
+
+def test_int8_embeddings_stay_close_to_fp32(int8_encoder: SiglipEncoder, encoder) -> None:
+    images = [Image.fromarray(random_photo(seed)) for seed in range(8)]
+    image_cos = np.sum(encoder.encode_images(images) * int8_encoder.encode_images(images), axis=1)
+    prompts = [encoder.prompt(t) for t in ("dog", "a red car", "snow on the mountain", "cake")]
+    text_cos = np.sum(encoder.encode_prompts(prompts) * int8_encoder.encode_prompts(prompts), 1)
+    assert image_cos.min() >= 0.99
+    assert text_cos.min() >= 0.99
+
+
+def test_precision_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gallery_app.core.embeddings import INT8_ENV, resolve_precision
+
+    monkeypatch.delenv(INT8_ENV, raising=False)
+    assert resolve_precision() == "fp32"
+    monkeypatch.setenv(INT8_ENV, "1")
+    assert resolve_precision() == "int8"
+    assert resolve_precision(fast=False) == "fp32"  # an explicit choice beats the environment
+    monkeypatch.setenv(INT8_ENV, "no")
+    assert resolve_precision() == "fp32"
+    assert resolve_precision(fast=True) == "int8"
+
+
+def test_unknown_precision_is_a_config_error(tiny_model_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="precision"):
+        SiglipEncoder.load(str(tiny_model_dir), device="cpu", precision="fp8")

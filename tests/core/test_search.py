@@ -149,3 +149,130 @@ def test_rank_handles_empty_hits():
         np.zeros((0, 1)),
     )
     assert hits.rank(seed_preset()) == []
+
+
+# Progressive search and the dictionary precompute ---------------------------------------------
+
+
+def same_hits(a: SearchHits, b: SearchHits) -> bool:
+    return (
+        a.variants == b.variants
+        and a.paths == b.paths
+        and np.array_equal(a.image_ids, b.image_ids)
+        and np.allclose(a.raw, b.raw, atol=1e-6)
+    )
+
+
+def test_progressive_shows_the_query_first_then_the_expansion(library, encoder, indexed):
+    counting = CountingEncoder(encoder)
+    searcher = Searcher(library, counting, small_expander())
+    stages = list(searcher.search_progressive("dog on the beach", top_k=None))
+    assert len(stages) == 2
+    assert [len(call) for call in counting.calls] == [1, len(stages[1].variants) - 1]
+    reference = Searcher(library, encoder, small_expander())
+    assert same_hits(stages[0], reference.search("dog on the beach", top_k=None, expand=False))
+    assert same_hits(stages[1], reference.search("dog on the beach", top_k=None))
+
+
+def test_progressive_with_everything_cached_gives_one_final_answer(library, encoder, indexed):
+    searcher = Searcher(library, encoder, small_expander())
+    expanded = searcher.search("dog on the beach")
+    stages = list(
+        Searcher(library, encoder, small_expander()).search_progressive("dog on the beach")
+    )
+    assert len(stages) == 1
+    assert same_hits(stages[0], expanded)
+
+
+def test_progressive_without_expansion_is_one_plain_search(library, encoder, indexed):
+    searcher = Searcher(library, encoder, small_expander())
+    stages = list(searcher.search_progressive("dog", expand=False))
+    assert len(stages) == 1 and [v.text for v in stages[0].variants] == ["dog"]
+
+
+def test_dictionary_prompts_cover_every_member_singular_and_plural(library, encoder):
+    searcher = Searcher(library, encoder, small_expander())
+    prompts = set(searcher.dictionary_prompts())
+    for word in ("dog", "puppy", "pet", "dogs", "puppies", "pets", "beach", "seashores"):
+        assert encoder.prompt(word) in prompts
+    for query in ("dog", "puppies", "seashore"):
+        assert {v.prompt for v in searcher.variants(query)} <= prompts
+
+
+def test_precompute_fills_the_store_so_dictionary_queries_need_no_model(library, encoder, indexed):
+    counting = CountingEncoder(encoder)
+    seen: list = []
+    searcher = Searcher(library, counting, small_expander())
+    encoded = searcher.precompute_dictionary(progress=seen.append, batch_size=3)
+    total = len(searcher.dictionary_prompts())
+    assert encoded == total
+    assert all(len(call) <= 3 for call in counting.calls)
+    assert sum(len(call) for call in counting.calls) == total
+    assert seen[0].done == 0 and seen[-1].done == seen[-1].total == total
+
+    fresh = CountingEncoder(encoder)  # a new session: only the persistent store is warm
+    later = Searcher(library, fresh, small_expander())
+    later.search("puppies")
+    later.search("beach")
+    assert fresh.calls == []
+    assert later.precompute_dictionary() == 0 and fresh.calls == []  # once per model
+    # A phrase is not in the dictionary: only its prompts not stored yet reach the model.
+    later.search("dog on the beach")
+    uncached = [v.prompt for v in later.variants("dog on the beach") if " on the " in v.prompt]
+    assert fresh.calls == [uncached]
+    np.testing.assert_allclose(
+        later.text_vectors([encoder.prompt("puppy")]),
+        encoder.encode_prompts([encoder.prompt("puppy")]),
+        atol=1e-6,
+    )
+
+
+def test_precompute_stops_when_cancelled_and_resumes(library, encoder):
+    from gallery_app.core.indexer import CancelToken
+
+    counting = CountingEncoder(encoder)
+    searcher = Searcher(library, counting, small_expander())
+    cancel = CancelToken()
+
+    def stop_after_first_batch(progress) -> None:
+        if progress.done > 0:
+            cancel.cancel()
+
+    first = searcher.precompute_dictionary(stop_after_first_batch, cancel, batch_size=2)
+    assert first == 2 and len(counting.calls) == 1
+    rest = searcher.precompute_dictionary(batch_size=2)
+    assert first + rest == len(searcher.dictionary_prompts())
+
+
+def test_precompute_lets_a_waiting_search_go_first(library, encoder, indexed):
+    import threading
+
+    class GatedEncoder(CountingEncoder):
+        """The first call (the search) blocks until released; no lock, unlike the real one."""
+
+        def __init__(self, inner) -> None:
+            super().__init__(inner)
+            self.entered = threading.Event()
+            self.release = threading.Event()
+
+        def encode_prompts(self, prompts):
+            if not self.calls:
+                self.calls.append(list(prompts))
+                self.entered.set()
+                assert self.release.wait(10)
+                return self.inner.encode_prompts(prompts)
+            return super().encode_prompts(prompts)
+
+    gated = GatedEncoder(encoder)
+    searcher = Searcher(library, gated, small_expander())
+    search = threading.Thread(target=searcher.search, args=("kitchen table",))
+    search.start()
+    assert gated.entered.wait(10)
+    precompute = threading.Thread(target=searcher.precompute_dictionary)
+    precompute.start()
+    precompute.join(0.3)
+    assert len(gated.calls) == 1  # the precompute waits while the search encodes
+    gated.release.set()
+    search.join(10)
+    precompute.join(10)
+    assert not precompute.is_alive() and len(gated.calls) > 1
