@@ -41,7 +41,7 @@ class EngineWorker(QObject):
     download_progress = Signal(object)  # DownloadProgress, on the first run with a hub id
     library_listed = Signal(object)  # list[ImageInfo], newest first
     folders_listed = Signal(object)  # list[str]
-    searched = Signal(int, object)  # request id, SearchHits
+    searched = Signal(int, object, bool)  # request id, SearchHits, final (expanded) answer
     error = Signal(str)
 
     def __init__(self, data_dir: Path, model_id: str | None, expansions_file: Path | None) -> None:
@@ -52,6 +52,7 @@ class EngineWorker(QObject):
         self.encoder: SiglipEncoder | None = None
         self.library: Library | None = None
         self.searcher: Searcher | None = None
+        self.latest_request = 0
 
     @Slot()
     def start(self) -> None:
@@ -135,19 +136,27 @@ class EngineWorker(QObject):
 
     @Slot(int, str, bool)
     def search(self, request_id: int, query: str, expand: bool) -> None:
+        """Progressive: the query as typed is answered first, the expanded search refines it.
+
+        `latest_request` is written by the GUI thread; a search that is no longer the latest
+        is skipped, or stops before its next (expensive) step.
+        """
+        if request_id != self.latest_request:
+            return
         if self.searcher is None:
             self.error.emit("The model is not loaded yet, so searching is not possible.")
             return
         try:
-            hits = self.searcher.search(query, top_k=SEARCH_POOL, expand=expand)
+            wanted = len(self.searcher.variants(query, expand))
+            for hits in self.searcher.search_progressive(query, top_k=SEARCH_POOL, expand=expand):
+                self.searched.emit(request_id, hits, len(hits.variants) == wanted)
+                if request_id != self.latest_request:
+                    return
         except GalleryError as exc:
             self.error.emit(str(exc))
-            return
         except Exception as exc:
             log.exception("search failed")
             self.error.emit(f"Search failed: {type(exc).__name__}: {exc}")
-            return
-        self.searched.emit(request_id, hits)
 
     @Slot(str)
     def remove_folder(self, path: str) -> None:
@@ -204,3 +213,40 @@ class IndexWorker(QObject):
             self.failed.emit(f"Indexing failed: {type(exc).__name__}: {exc}")
             result = None
         self.done.emit(result)
+
+
+class PrecomputeWorker(QObject):
+    """Encodes the expansion dictionary's prompts once per model, in the background.
+
+    The searcher lets a typed search go ahead of the next batch, so this never delays one by
+    more than a batch; each batch is stored as it finishes, so cancelling loses at most one.
+    """
+
+    progress = Signal(int, int)  # done, total
+    done = Signal(int)  # prompts encoded in this run
+    failed = Signal(str)
+
+    def __init__(self, searcher: Searcher) -> None:
+        super().__init__()
+        from gallery_app.core.indexer import CancelToken
+
+        self.searcher = searcher
+        self.token = CancelToken()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        from gallery_app.core.indexer import Progress
+
+        def report(progress: Progress) -> None:
+            self.progress.emit(progress.done, progress.total)
+
+        encoded = 0
+        try:
+            encoded = self.searcher.precompute_dictionary(progress=report, cancel=self.token)
+        except Exception as exc:  # a cache that could not be filled only costs speed
+            log.exception("precomputing the dictionary failed")
+            self.failed.emit(f"Preparing synonyms failed: {type(exc).__name__}: {exc}")
+        self.done.emit(encoded)

@@ -46,7 +46,7 @@ from gallery_app.core.download import DownloadProgress
 from gallery_app.core.download import describe as describe_download
 from gallery_app.core.imaging import ThumbnailCache
 from gallery_app.ui.debug_panel import DebugPanel
-from gallery_app.ui.engine import EngineWorker, IndexWorker, ModelInfo
+from gallery_app.ui.engine import EngineWorker, IndexWorker, ModelInfo, PrecomputeWorker
 from gallery_app.ui.grid_model import GridItem, GridModel
 from gallery_app.ui.settings import Settings, UiState
 from gallery_app.ui.thumbnails import ThumbnailProvider
@@ -68,7 +68,9 @@ class MainWindow(QMainWindow):
     model_loaded = Signal(object)  # ModelInfo
     model_missing = Signal(str)
     library_shown = Signal()
-    results_shown = Signal()
+    results_shown = Signal()  # after every (re)ranking: a first answer, a refinement, a slider
+    search_done = Signal()  # the complete (expanded) answer of the latest search is shown
+    precompute_finished = Signal(int)  # dictionary prompts encoded in the background
     indexing_progress = Signal(int, int, float)
     indexing_finished = Signal(object)  # IndexReport or None
 
@@ -79,6 +81,7 @@ class MainWindow(QMainWindow):
         store: QSettings | None = None,
         expansions_file: Path | None = None,
         settings_file: Path | None = None,
+        precompute_dictionary: bool = True,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Gallery")
@@ -94,6 +97,10 @@ class MainWindow(QMainWindow):
         self._index_thread: QThread | None = None
         self._index_worker: IndexWorker | None = None
         self.last_index_report: Any = None
+        self._precompute = precompute_dictionary
+        self._precompute_thread: QThread | None = None
+        self._precompute_worker: PrecomputeWorker | None = None
+        self._precompute_encoded = 0
 
         self.thumbnails = ThumbnailProvider(
             ThumbnailCache(data_dir / "thumbnails"), THUMBNAIL_PX, self
@@ -254,6 +261,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
 
+        self.precompute_label = QLabel()
+        self.precompute_label.setToolTip(
+            "Synonym searches get instant once the dictionary is encoded (once per model)"
+        )
+        self.statusBar().addPermanentWidget(self.precompute_label)
+        self.precompute_label.hide()
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(220)
         self.progress_label = QLabel()
@@ -374,6 +387,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("The model is still loading; search starts when ready.")
             return
         self._latest_request += 1
+        self.engine.latest_request = self._latest_request  # lets the engine skip stale work
         self.statusBar().showMessage(f"Searching “{query}”…")
         self.request_search.emit(self._latest_request, query, self.settings.expand)
 
@@ -385,6 +399,7 @@ class MainWindow(QMainWindow):
     def clear_search(self) -> None:
         self._debounce.stop()
         self._latest_request += 1  # results still on their way are now stale
+        self.engine.latest_request = self._latest_request
         self.search_box.clear()
         self.hits = None
         self.results = []
@@ -392,12 +407,18 @@ class MainWindow(QMainWindow):
         self.grid_model.set_items(self._library_items)
         self._update_empty_state()
 
-    @Slot(int, object)
-    def _on_searched(self, request_id: int, hits: Any) -> None:
+    @Slot(int, object, bool)
+    def _on_searched(self, request_id: int, hits: Any, final: bool) -> None:
         if request_id != self._latest_request:
             return  # a newer search was started: drop the stale answer
         self.hits = hits
         self._recalibrate()
+        if final:
+            self.search_done.emit()
+        else:
+            self.statusBar().showMessage(
+                f"{len(self.results)} result(s) for “{hits.query}” as typed; adding synonyms…"
+            )
 
     # Engine events ---------------------------------------------------------------------------
     @Slot(object)
@@ -408,9 +429,58 @@ class MainWindow(QMainWindow):
             self._hide_progress()
         self._sync_calibration_controls()
         self.statusBar().showMessage(f"Model ready: {info.model_id}", 5000)
+        self._start_precompute()
         self.model_loaded.emit(info)
         if self.search_box.text().strip():
             self.run_search()
+
+    def _start_precompute(self) -> None:
+        """Encode the synonym dictionary once per model, so expanded searches need no model."""
+        self._stop_precompute()
+        if not self._precompute or self.engine.searcher is None:
+            return
+        thread = QThread(self)
+        worker = PrecomputeWorker(self.engine.searcher)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self._on_precompute_progress)
+        worker.failed.connect(self.report_error)
+        worker.done.connect(self._on_precompute_done)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(worker.deleteLater)
+        # Bound to this thread: a retry may have started another run by the time it finishes.
+        thread.finished.connect(lambda: self._on_precompute_thread_finished(thread))
+        self._precompute_thread, self._precompute_worker = thread, worker
+        thread.start(QThread.Priority.LowPriority)
+
+    def _stop_precompute(self) -> None:
+        thread, worker = self._precompute_thread, self._precompute_worker
+        if thread is None or worker is None:
+            return
+        self._precompute_thread, self._precompute_worker = None, None
+        worker.cancel()
+        thread.quit()
+        thread.wait()  # at most one small batch of prompts
+        self.precompute_label.hide()
+
+    @Slot(int, int)
+    def _on_precompute_progress(self, done: int, total: int) -> None:
+        if self._precompute_thread is not None:
+            self.precompute_label.setVisible(done < total)
+            self.precompute_label.setText(f"Preparing synonyms {done}/{total}")
+
+    @Slot(int)
+    def _on_precompute_done(self, encoded: int) -> None:
+        self._precompute_encoded = encoded
+
+    def _on_precompute_thread_finished(self, thread: QThread) -> None:
+        thread.wait()
+        thread.deleteLater()
+        if thread is not self._precompute_thread:
+            return  # stopped on purpose (close, or another model)
+        self._precompute_thread, self._precompute_worker = None, None
+        self.precompute_label.hide()
+        self.precompute_finished.emit(self._precompute_encoded)
 
     @Slot(object)
     def _on_download_progress(self, progress: DownloadProgress) -> None:
@@ -593,6 +663,7 @@ class MainWindow(QMainWindow):
             self._index_thread.quit()
             self._index_thread.wait()
             self._index_thread, self._index_worker = None, None
+        self._stop_precompute()
         if self._engine_thread.isRunning():
             self.request_shutdown.emit()
             self._engine_thread.quit()

@@ -54,8 +54,9 @@ def store(tmp_path: Path) -> QSettings:
 def open_window(qtbot, tmp_path, store, thread_registry):
     windows: list[MainWindow] = []
 
-    def make(model: str, wait_ready: bool = True) -> MainWindow:
-        window = MainWindow(tmp_path / "data", model, store)
+    def make(model: str, wait_ready: bool = True, precompute: bool = False) -> MainWindow:
+        # The dictionary precompute has a test of its own; elsewhere it would only add noise.
+        window = MainWindow(tmp_path / "data", model, store, precompute_dictionary=precompute)
         qtbot.addWidget(window)
         windows.append(window)
         window.show()
@@ -80,7 +81,7 @@ def index_folder(qtbot, window: MainWindow, folder: Path):
 def search(qtbot, window: MainWindow, query: str) -> None:
     window.search_box.clear()
     qtbot.keyClicks(window.search_box, query)
-    with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
         qtbot.keyClick(window.search_box, Qt.Key.Key_Return)
 
 
@@ -182,7 +183,7 @@ def test_stale_search_results_are_dropped(qtbot, open_window, tiny_model_dir, ma
     search(qtbot, window, "snow")
     current = window.hits
     old_id = window._latest_request - 1
-    window._on_searched(old_id, object())  # an answer to an older request arrives late
+    window._on_searched(old_id, object(), True)  # an answer to an older request arrives late
     assert window.hits is current
 
 
@@ -417,3 +418,53 @@ def test_synonyms_toggle_searches_again_without_expansion(
     with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
         window.expand_box.setChecked(False)
     assert [v.text for v in window.hits.variants] == ["dog on the beach"]
+
+
+def test_the_query_as_typed_shows_first_then_synonyms_refine_it(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(5)[0].parent)
+    shown = []
+    window.results_shown.connect(lambda: shown.append([v.text for v in window.hits.variants]))
+    window.search_box.setText("dog in the snow")
+    with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
+        window.run_search()
+    assert shown[0] == ["dog in the snow"]  # one text forward, then results
+    assert len(shown[-1]) > 1 and shown[-1][0] == "dog in the snow"
+    assert len(shown) == 2
+
+    shown.clear()  # every prompt is cached now: one complete answer, no preview
+    with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
+        window.run_search()
+    assert len(shown) == 1 and len(shown[0]) > 1
+
+
+def test_dictionary_is_encoded_in_the_background_then_needs_no_model(
+    qtbot, open_window, tiny_model_dir, make_images, monkeypatch
+):
+    window = open_window(str(tiny_model_dir), wait_ready=False, precompute=True)
+    with qtbot.waitSignal(window.precompute_finished, timeout=WAIT_MS) as finished:
+        window.start_engine()
+    assert finished.args[0] > 100  # the dictionary's prompts, encoded and stored
+    assert window.precompute_label.isHidden()
+    index_folder(qtbot, window, make_images(3)[0].parent)
+
+    calls = []
+    encoder = window.engine.encoder
+    original = encoder.encode_prompts
+    monkeypatch.setattr(encoder, "encode_prompts", lambda p: calls.append(p) or original(p))
+    search(qtbot, window, "puppies")
+    assert calls == []
+    assert len(window.hits.variants) > 1
+
+
+def test_closing_while_the_dictionary_is_being_encoded(
+    qtbot, open_window, tiny_model_dir, thread_registry
+):
+    window = open_window(str(tiny_model_dir), wait_ready=False, precompute=True)
+    with qtbot.waitSignal(window.model_loaded, timeout=WAIT_MS):
+        window.start_engine()
+    assert window._precompute_thread is not None
+    window.close()
+    assert [t for t in list(thread_registry) if _alive(t) and t.isRunning()] == []
