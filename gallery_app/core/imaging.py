@@ -127,7 +127,9 @@ class ThumbnailCache:
         self.folder = folder
 
     def path_for(self, image_path: str, mtime_ns: int) -> Path:
-        key = hashlib.sha1(f"{image_path}\0{mtime_ns}".encode()).hexdigest()
+        # fsencode, not encode: a name that is not valid UTF-8 (surrogate-escaped) is still a
+        # file, and its key must be its real bytes (same key as encode() for every valid name).
+        key = hashlib.sha1(os.fsencode(image_path) + f"\0{mtime_ns}".encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.jpg"
 
     def get(self, image_path: str, mtime_ns: int) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import Protocol
 
 import numpy as np
@@ -277,10 +279,22 @@ def scan(root: str) -> tuple[dict[str, tuple[int, int]], list[Failure]]:
             try:
                 stat = os.stat(path)
             except OSError as exc:
-                failures.append(Failure(path, f"cannot read file ({exc.strerror})"))
+                failures.append(Failure(path, _stat_failure(path, exc)))
+                continue
+            if not S_ISREG(stat.st_mode):
+                # Opening a named pipe or a device named like an image would block forever.
+                failures.append(Failure(path, "not a regular file (pipe, socket or device)"))
                 continue
             found[path] = (stat.st_mtime_ns, stat.st_size)
     return found, failures
+
+
+def _stat_failure(path: str, exc: OSError) -> str:
+    if os.path.islink(path):
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"broken symbolic link (its target {os.readlink(path)!r} is missing)"
+    return f"cannot read file ({exc.strerror})"
 
 
 def _existing_folder(folder: str | os.PathLike[str]) -> str:
