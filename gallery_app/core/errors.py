@@ -19,3 +19,11 @@ class LibraryMismatch(GalleryError):
 
 class ConfigError(GalleryError):
     """A user file (expansions, settings) is not valid."""
+
+
+class CorruptCatalog(CorruptIndex):
+    """The catalog (the source of truth) is damaged; it is never deleted or overwritten."""
+
+
+class LibraryInUse(GalleryError):
+    """Another process is writing to the library (or holds a lock on its catalog)."""
