@@ -26,6 +26,7 @@ from gallery_app.core.library import Library
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
+UNLISTED_FOLDER = "cannot list folder"
 INDEX_SAVE_INTERVAL_S = 30.0
 
 
@@ -142,6 +143,9 @@ class Indexer:
             }
             on_disk, unreadable = scan(root)
             report.failed += unreadable
+            # A folder that could not be listed (permissions, a flaky mount) keeps what it had.
+            unlisted = [f.path for f in unreadable if f.reason.startswith(UNLISTED_FOLDER)]
+            known = {p: s for p, s in known.items() if not any(is_within(p, u) for u in unlisted)}
             report.removed += self._remove_missing(known, on_disk)
             for path, (mtime_ns, size) in on_disk.items():
                 state = known.get(path)
@@ -268,7 +272,7 @@ def scan(root: str) -> tuple[dict[str, tuple[int, int]], list[Failure]]:
     failures: list[Failure] = []
 
     def on_error(exc: OSError) -> None:
-        failures.append(Failure(str(exc.filename), f"cannot list folder ({exc.strerror})"))
+        failures.append(Failure(str(exc.filename), f"{UNLISTED_FOLDER} ({exc.strerror})"))
 
     for directory, subdirs, files in os.walk(root, onerror=on_error):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
