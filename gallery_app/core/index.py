@@ -190,6 +190,26 @@ class VectorIndex:
         with self._lock:
             return np.asarray(self._index.get_items(labels), dtype=np.float32)
 
+    def present_vectors(
+        self, ids: Iterable[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(ids, vectors) of those ids still live: an indexer may remove or reuse a slot
+        between a query and this call, and that must shrink a search, not fail it."""
+        labels = [int(i) for i in ids]
+        with self._lock:
+            if not labels:
+                return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+            try:  # the usual case, in one call
+                vectors = np.asarray(self._index.get_items(labels), dtype=np.float32)
+            except RuntimeError:  # "Label not found": keep the ones still there
+                live = set(self._index.get_ids_list()) - self._deleted
+                labels = [label for label in labels if label in live]
+                vectors = np.asarray(
+                    self._index.get_items(labels) if labels else np.zeros((0, self.dim)),
+                    dtype=np.float32,
+                ).reshape(len(labels), self.dim)
+        return np.asarray(labels, np.int64), vectors
+
     def save(self, path: Path, generation: int) -> None:
         """Atomically write the sidecar, then the index (temp file + fsync + os.replace)."""
         path.parent.mkdir(parents=True, exist_ok=True)
