@@ -172,7 +172,8 @@ def test_folder_that_vanishes_mid_run_and_unlistable_folder_lose_nothing(
         return real_decode(path, *args, **kwargs)
 
     monkeypatch.setattr(indexer_module, "decode", decode_after_folder_vanished)
-    report = Indexer(library, encoder).index([root])
+    # One decode thread: with two, the other file may be opened before the folder is gone.
+    report = Indexer(library, encoder, decode_workers=1).index([root])
     assert report.removed == 3
     assert sorted(f.path for f in report.failed) == sorted(str(p) for p in new)
     assert all("disappeared" in f.reason for f in report.failed)
