@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gallery_app.score_tools import add_score_tool_commands
 
     add_score_tool_commands(commands)  # debug-scores, tune, eval
+
+    cache = commands.add_parser("cache", help="thumbnail cache: size, clear, rebuild")
+    cache.add_argument("action", choices=("info", "clear", "rebuild"))
+    cache.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -117,12 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command is None:
         return run_gui(args)
+    # Paths are printed as the bytes the file system gave, even when they are not valid UTF-8.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
     try:
         handler = getattr(args, "run", None)
         if handler is not None:  # subcommands that register their own handler
             return int(handler(args))
         if args.command == "index":
             return run_index(args)
+        if args.command == "cache":
+            return run_cache(args)
         return run_search(args)
     except GalleryError as exc:
         _fail(str(exc), args.verbose)
@@ -168,24 +178,46 @@ def _fail(message: str, verbose: bool) -> None:
     print(f"gallery-app: error: {message}", file=sys.stderr)
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+def _open(args: argparse.Namespace, share: bool = False) -> tuple[Any, Any]:
+    """Encoder + library; with share, a library another process is writing is opened
+    read-only (searching what it has committed) instead of failing with LibraryInUse."""
     from gallery_app.core.embeddings import (
         DEFAULT_PROMPT_TEMPLATE,
         SiglipEncoder,
         resolve_precision,
     )
-    from gallery_app.core.library import Library, default_data_dir
+    from gallery_app.core.errors import LibraryInUse
+    from gallery_app.core.library import Library
 
     encoder = SiglipEncoder.load(
         args.model,
         prompt_template=args.prompt_template or DEFAULT_PROMPT_TEMPLATE,
         precision=resolve_precision(args.fast),
     )
-    data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir()
-    library = Library(data_dir, encoder.model_id, encoder.dim)
+    data_dir = _data_dir(args)
+    try:
+        library = Library(data_dir, encoder.model_id, encoder.dim)
+    except LibraryInUse as exc:
+        if not share:
+            raise
+        log.info("%s", exc)
+        print(
+            "note: another gallery-app is writing to this library; searching what it has "
+            "saved so far",
+            file=sys.stderr,
+        )
+        library = Library(data_dir, encoder.model_id, encoder.dim, read_only=True)
+    for warning in library.warnings:
+        log.warning("%s", warning)
     if library.repair.changed and not library.repair.rebuilt:
         log.warning("the vector index was out of date and has been repaired from the catalog")
     return encoder, library
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from gallery_app.core.library import default_data_dir
+
+    return Path(args.data_dir.expanduser() if args.data_dir else default_data_dir())
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -228,7 +260,7 @@ def run_search(args: argparse.Namespace) -> int:
         from gallery_app.core.settings_store import custom_calibration, load_settings
 
         saved = custom_calibration(load_settings())
-    encoder, library = _open(args)
+    encoder, library = _open(args, share=True)
     calibration = saved or preset(args.preset, encoder.logit_scale, encoder.logit_bias)
     calibration = calibration.with_overrides(args.temperature, args.threshold)
     expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
@@ -278,6 +310,61 @@ def run_search(args: argparse.Namespace) -> int:
     for rank, r in enumerate(results, 1):
         print(f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}")
     return 0
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    """The thumbnail cache shared by every library in the data folder: no model needed."""
+    from gallery_app.core.catalog import Catalog
+    from gallery_app.core.imaging import DecodeError, ThumbnailCache
+    from gallery_app.core.library import known_libraries, library_folder
+
+    data_dir = _data_dir(args)
+    cache = ThumbnailCache(data_dir / "thumbnails")
+    made = failed = 0
+    if args.action == "clear":
+        removed = cache.clear()
+        log.info("removed %d thumbnails (%d bytes)", removed.files, removed.size_bytes)
+    elif args.action == "rebuild":
+        for model_id, dim in known_libraries(data_dir):
+            path = library_folder(data_dir, model_id) / "catalog.sqlite"
+            catalog = Catalog(path, model_id, dim, read_only=True)
+            try:
+                files = catalog.indexed_files()
+            finally:
+                catalog.close()
+            for image_path, mtime_ns in files:
+                try:
+                    made += cache.ensure(image_path, mtime_ns)
+                except (DecodeError, OSError) as exc:
+                    failed += 1
+                    log.warning("no thumbnail for %s: %s", image_path, exc)
+    stats = cache.stats()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "folder": str(cache.folder),
+                    "files": stats.files,
+                    "bytes": stats.size_bytes,
+                    "made": made,
+                    "failed": failed,
+                }
+            )
+        )
+    else:
+        if args.action == "rebuild":
+            print(f"made {made} thumbnails, {failed} originals could not be read")
+        print(f"{cache.folder}: {stats.files} thumbnails, {_human_bytes(stats.size_bytes)}")
+    return 0
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 if __name__ == "__main__":

@@ -23,3 +23,11 @@ class ConfigError(GalleryError):
 
 class CalibrationError(GalleryError):
     """Scores cannot be calibrated from the data given (too little, too alike, contradictory)."""
+
+
+class CorruptCatalog(CorruptIndex):
+    """The catalog (the source of truth) is damaged; it is never deleted or overwritten."""
+
+
+class LibraryInUse(GalleryError):
+    """Another process is writing to the library (or holds a lock on its catalog)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# A photo with a damaged EXIF block is still a photo: Pillow warns and reads what it can, and
+# we index it without a date. The warning names no file and nobody can act on it, so it is
+# silenced here once (catch_warnings is not thread-safe, and decoding runs in a pool).
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -70,6 +77,8 @@ def decode(
             if isinstance(exc, UnidentifiedImageError)
             else (f"image too large to decode safely ({_short(exc)})")
         )
+        if isinstance(exc, UnidentifiedImageError) and _is_empty(path):
+            reason = "empty file (0 bytes): perhaps a copy that never finished"
         raise DecodeError(reason) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # PIL reports truncated or corrupt data as OSError/SyntaxError/ValueError.
@@ -116,6 +125,13 @@ def _exif_date(img: Image.Image) -> str | None:
     return iso if iso[:4].isdigit() else None
 
 
+def _is_empty(path: str | os.PathLike[str]) -> bool:
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:
+        return False
+
+
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
@@ -127,7 +143,9 @@ class ThumbnailCache:
         self.folder = folder
 
     def path_for(self, image_path: str, mtime_ns: int) -> Path:
-        key = hashlib.sha1(f"{image_path}\0{mtime_ns}".encode()).hexdigest()
+        # fsencode, not encode: a name that is not valid UTF-8 (surrogate-escaped) is still a
+        # file, and its key must be its real bytes (same key as encode() for every valid name).
+        key = hashlib.sha1(os.fsencode(image_path) + f"\0{mtime_ns}".encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.jpg"
 
     def get(self, image_path: str, mtime_ns: int) -> Path | None:
@@ -150,6 +168,58 @@ class ThumbnailCache:
         return target
 
     def size_bytes(self) -> int:
-        if not self.folder.exists():
-            return 0
-        return sum(p.stat().st_size for p in self.folder.rglob("*.jpg"))
+        return self.stats().size_bytes
+
+    def _entries(self) -> list[Path]:
+        """Files this cache wrote: <2 hex>/<sha1>.jpg (and temp files a crash left behind);
+        nothing else, so a cache folder pointed at by mistake loses nothing but thumbnails."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for shard in self.folder.iterdir():
+            if len(shard.name) == 2 and shard.is_dir() and not shard.is_symlink():
+                found += [p for p in shard.iterdir() if p.suffix in (".jpg", ".tmp")]
+        return found
+
+    def stats(self) -> CacheStats:
+        files = size = 0
+        for entry in self._entries():
+            try:
+                size += entry.stat().st_size
+            except OSError:  # removed meanwhile by a writer's os.replace or another clear
+                continue
+            files += 1
+        return CacheStats(files, size)
+
+    def clear(self) -> CacheStats:
+        """Delete every cached thumbnail; returns what was removed. They are made again from
+        the originals when next shown (or by `gallery-app cache rebuild`)."""
+        files = size = 0
+        for entry in self._entries():
+            try:
+                entry_size = entry.stat().st_size
+                entry.unlink()
+            except OSError:
+                continue
+            files += 1
+            size += entry_size
+        for shard in self.folder.iterdir() if self.folder.is_dir() else []:
+            if len(shard.name) == 2 and shard.is_dir():
+                with contextlib.suppress(OSError):  # not empty: someone wrote meanwhile
+                    shard.rmdir()
+        return CacheStats(files, size)
+
+    def ensure(self, image_path: str, mtime_ns: int) -> bool:
+        """Make the thumbnail from the original if it is not cached; True if one was made.
+        Raises DecodeError when the original cannot be read."""
+        if self.get(image_path, mtime_ns) is not None:
+            return False
+        decoded = decode(image_path)
+        self.put(image_path, mtime_ns, decoded.thumbnail)
+        return True
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    files: int
+    size_bytes: int

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 DEFAULT_EF_SEARCH = 128
-SIDECAR_FORMAT = 1
+# Format 2 adds the index file's size and CRC-32: hnswlib trusts the offsets in its file, and
+# one damaged header byte is enough to crash the process on the first query.
+SIDECAR_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,19 @@ class IndexState:
 
     generation: int
     deleted: frozenset[int]
+    size: int | None = None  # of the index file it describes (None: format-1 sidecar)
+    crc32: int | None = None
+
+    def describes(self, size: int, crc32: int) -> bool:
+        return self.size == size and self.crc32 == crc32
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "generation": self.generation,
+            "deleted": sorted(self.deleted),
+            "size": self.size,
+            "crc32": self.crc32,
+        }
 
 
 class VectorIndex:
@@ -30,7 +46,8 @@ class VectorIndex:
 
     hnswlib persists deleted marks but offers no way to list them, and it does not persist
     the query-time ef. So a JSON sidecar stores the deleted labels and the catalog generation
-    the index reflects, and ef is set on every load (and raised to k on every query).
+    the index reflects, and ef is set on every load (and raised to k on every query). The
+    sidecar also holds the index file's checksum, checked before hnswlib reads the file.
     """
 
     def __init__(
@@ -64,14 +81,17 @@ class VectorIndex:
         ef_search: int = DEFAULT_EF_SEARCH,
         verify_deleted: bool = False,
     ) -> tuple[VectorIndex, IndexState]:
-        """Load an index and its sidecar; raises OSError/RuntimeError/ValueError if unusable.
+        """Load an index and its sidecar; raises OSError/RuntimeError/ValueError if unusable
+        (ValueError when the file is not the one its sidecar describes: truncated, damaged).
 
         verify_deleted asks hnswlib itself which labels are deleted instead of trusting the
-        sidecar (slow, ~40 us a label): for when the sidecar may be older than the index.
+        sidecar (slow, ~40 us a label): for a format-1 sidecar (no checksum) that may be older
+        than the index. A checksummed sidecar is exact, so it is trusted.
         """
         import hnswlib
 
-        state = read_sidecar(sidecar_path(path), dim)
+        state = _matching_state(path, dim)
+        verify_deleted = verify_deleted and state.crc32 is None
         self = cls.__new__(cls)
         self.dim = dim
         self.ef_search = ef_search
@@ -170,43 +190,115 @@ class VectorIndex:
         with self._lock:
             return np.asarray(self._index.get_items(labels), dtype=np.float32)
 
+    def present_vectors(
+        self, ids: Iterable[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(ids, vectors) of those ids still live: an indexer may remove or reuse a slot
+        between a query and this call, and that must shrink a search, not fail it."""
+        labels = [int(i) for i in ids]
+        with self._lock:
+            if not labels:
+                return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+            try:  # the usual case, in one call
+                vectors = np.asarray(self._index.get_items(labels), dtype=np.float32)
+            except RuntimeError:  # "Label not found": keep the ones still there
+                live = set(self._index.get_ids_list()) - self._deleted
+                labels = [label for label in labels if label in live]
+                vectors = np.asarray(
+                    self._index.get_items(labels) if labels else np.zeros((0, self.dim)),
+                    dtype=np.float32,
+                ).reshape(len(labels), self.dim)
+        return np.asarray(labels, np.int64), vectors
+
     def save(self, path: Path, generation: int) -> None:
-        """Atomically write the index, then its sidecar (temp file + fsync + os.replace)."""
+        """Atomically write the sidecar, then the index (temp file + fsync + os.replace)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         side = sidecar_path(path)
         side_tmp = side.with_name(side.name + ".tmp")
         with self._lock:
             self._index.save_index(str(tmp))
-            deleted = sorted(self._deleted)
+            deleted = frozenset(self._deleted)
         _fsync(tmp)
+        size, crc = _checksum(tmp)
+        state = IndexState(generation, deleted, size, crc)
+        # The sidecar goes first and also describes the index it replaces: a crash between the
+        # two replaces leaves the old index with a sidecar that still describes it exactly.
+        previous = _previous_state(path, self.dim)
         side_tmp.write_text(
             json.dumps(
                 {
                     "format": SIDECAR_FORMAT,
                     "dim": self.dim,
-                    "generation": generation,
-                    "deleted": deleted,
+                    **state.to_json(),
+                    "previous": previous.to_json() if previous else None,
                 }
             ),
             encoding="utf-8",
         )
         _fsync(side_tmp)
-        # A crash between the two replaces leaves an older sidecar: its lower generation
-        # makes the next open re-check the index against the catalog, so nothing is lost.
-        os.replace(tmp, path)
         os.replace(side_tmp, side)
+        os.replace(tmp, path)
 
 
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def read_sidecar(path: Path, dim: int) -> IndexState:
+def read_sidecar(path: Path, dim: int, previous: bool = False) -> IndexState:
+    """The state a sidecar records (or the one before it, when previous and it has one)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != SIDECAR_FORMAT or data.get("dim") != dim:
+    if data.get("format") not in (1, SIDECAR_FORMAT) or data.get("dim") != dim:
         raise ValueError(f"{path}: unexpected sidecar format or dim")
-    return IndexState(int(data["generation"]), frozenset(int(i) for i in data["deleted"]))
+    if previous:
+        data = data.get("previous")
+        if not data:
+            raise ValueError(f"{path}: no previous state")
+    checked = data.get("crc32") is not None
+    return IndexState(
+        int(data["generation"]),
+        frozenset(int(i) for i in data["deleted"]),
+        int(data["size"]) if checked else None,
+        int(data["crc32"]) if checked else None,
+    )
+
+
+def _matching_state(path: Path, dim: int) -> IndexState:
+    """The sidecar state that describes the index file as it is on disk, else ValueError."""
+    state = read_sidecar(sidecar_path(path), dim)
+    if state.crc32 is None:
+        return state  # format 1: nothing to check against
+    size, crc = _checksum(path)
+    if state.describes(size, crc):
+        return state
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        previous = read_sidecar(sidecar_path(path), dim, previous=True)
+        if previous.describes(size, crc):
+            return previous  # the process died between the sidecar's and the index's replace
+    raise ValueError(
+        f"{path.name} is not the index its sidecar describes ({size} bytes, CRC "
+        f"{crc:08x}; expected {state.size} bytes, CRC {state.crc32:08x}): truncated or damaged"
+    )
+
+
+def _previous_state(path: Path, dim: int) -> IndexState | None:
+    """The state of the index about to be replaced, if it is intact and checksummed."""
+    try:
+        state = _matching_state(path, dim)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if state.crc32 is not None else None
+
+
+def _checksum(path: Path) -> tuple[int, int]:
+    """(size, CRC-32) of a file, read in 1 MiB chunks (zlib's CRC runs at GB/s)."""
+    crc = 0
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return size, crc
 
 
 def _fsync(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from stat import S_ISREG
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +26,7 @@ from gallery_app.core.library import Library
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
+UNLISTED_FOLDER = "cannot list folder"
 INDEX_SAVE_INTERVAL_S = 30.0
 
 
@@ -140,6 +143,9 @@ class Indexer:
             }
             on_disk, unreadable = scan(root)
             report.failed += unreadable
+            # A folder that could not be listed (permissions, a flaky mount) keeps what it had.
+            unlisted = [f.path for f in unreadable if f.reason.startswith(UNLISTED_FOLDER)]
+            known = {p: s for p, s in known.items() if not any(is_within(p, u) for u in unlisted)}
             report.removed += self._remove_missing(known, on_disk)
             for path, (mtime_ns, size) in on_disk.items():
                 state = known.get(path)
@@ -266,7 +272,7 @@ def scan(root: str) -> tuple[dict[str, tuple[int, int]], list[Failure]]:
     failures: list[Failure] = []
 
     def on_error(exc: OSError) -> None:
-        failures.append(Failure(str(exc.filename), f"cannot list folder ({exc.strerror})"))
+        failures.append(Failure(str(exc.filename), f"{UNLISTED_FOLDER} ({exc.strerror})"))
 
     for directory, subdirs, files in os.walk(root, onerror=on_error):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
@@ -277,10 +283,22 @@ def scan(root: str) -> tuple[dict[str, tuple[int, int]], list[Failure]]:
             try:
                 stat = os.stat(path)
             except OSError as exc:
-                failures.append(Failure(path, f"cannot read file ({exc.strerror})"))
+                failures.append(Failure(path, _stat_failure(path, exc)))
+                continue
+            if not S_ISREG(stat.st_mode):
+                # Opening a named pipe or a device named like an image would block forever.
+                failures.append(Failure(path, "not a regular file (pipe, socket or device)"))
                 continue
             found[path] = (stat.st_mtime_ns, stat.st_size)
     return found, failures
+
+
+def _stat_failure(path: str, exc: OSError) -> str:
+    if os.path.islink(path):
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"broken symbolic link (its target {os.readlink(path)!r} is missing)"
+    return f"cannot read file ({exc.strerror})"
 
 
 def _existing_folder(folder: str | os.PathLike[str]) -> str:

@@ -9,9 +9,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery_app.core.catalog import Catalog
+from gallery_app.core.catalog import Catalog, read_identity
+from gallery_app.core.errors import GalleryError
 from gallery_app.core.imaging import ThumbnailCache
 from gallery_app.core.index import VectorIndex, read_sidecar, sidecar_path
+from gallery_app.core.locking import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,23 @@ def library_folder(data_dir: Path, model_id: str) -> Path:
     return data_dir / "libraries" / f"{tail}-{digest}"
 
 
+def known_libraries(data_dir: Path) -> list[tuple[str, int]]:
+    """(model id, dim) of every library under data_dir whose catalog can be read."""
+    found = []
+    for catalog in sorted((data_dir / "libraries").glob("*/catalog.sqlite")):
+        try:
+            found.append(read_identity(catalog))
+        except GalleryError as exc:
+            log.warning("%s", exc)
+    return found
+
+
 @dataclass(frozen=True)
 class RepairReport:
     rebuilt: bool
     added: int
     removed: int
+    warnings: tuple[str, ...] = ()  # for the user: shown by the CLI on stderr, by the GUI
 
     @property
     def changed(self) -> bool:
@@ -57,25 +71,50 @@ class RepairReport:
 
 
 class Library:
-    """Catalog (truth) + index (speed), kept in agreement: the index is repaired on open."""
+    """Catalog (truth) + index (speed), kept in agreement: the index is repaired on open.
 
-    def __init__(self, data_dir: Path, model_id: str, dim: int) -> None:
+    One process writes to a library at a time (a `WriterLock`; a second writer gets
+    `LibraryInUse`). read_only=True opens it beside a writer, for searching: nothing on disk
+    is changed, the index is repaired in memory only.
+    """
+
+    def __init__(self, data_dir: Path, model_id: str, dim: int, read_only: bool = False) -> None:
         self.data_dir = data_dir
         self.model_id = model_id
         self.dim = dim
+        self.read_only = read_only
         self.folder = library_folder(data_dir, model_id)
-        self.catalog = Catalog(self.folder / "catalog.sqlite", model_id, dim)
-        self.thumbnails = ThumbnailCache(data_dir / "thumbnails")
         self.index_path = self.folder / "vectors.hnsw"
+        self.thumbnails = ThumbnailCache(data_dir / "thumbnails")
+        self._writer = WriterLock(self.folder / "library.lock", str(self.folder))
+        if not read_only:
+            self._writer.acquire()
         try:
-            self.index, self.repair = self._open_index()
+            self.catalog = Catalog(self.folder / "catalog.sqlite", model_id, dim, read_only)
+            try:
+                self.index, self.repair = self._open_index()
+            except BaseException:
+                self.catalog.close()
+                raise
         except BaseException:
-            self.catalog.close()
+            self._writer.release()
             raise
+
+    @property
+    def warnings(self) -> list[str]:
+        """What happened on open that the user should hear about (index rebuilt, upgrade)."""
+        notes = list(self.repair.warnings)
+        if self.catalog.migrated_from is not None:
+            notes.append(
+                f"The library was upgraded from schema {self.catalog.migrated_from}; the old "
+                f"catalog was kept as {self.catalog.backup_path}."
+            )
+        return notes
 
     def _open_index(self) -> tuple[VectorIndex, RepairReport]:
         catalog_ids = self.catalog.vector_ids()
         generation = self.catalog.generation
+        warnings: tuple[str, ...] = ()
         if self.index_path.exists():
             try:
                 sidecar = read_sidecar(sidecar_path(self.index_path), self.dim)
@@ -85,14 +124,32 @@ class Library:
                     self.index_path, self.dim, verify_deleted=sidecar.generation != generation
                 )
                 report = self._repair(index, state.generation, catalog_ids)
-            except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-                log.warning("vector index %s unusable (%s); rebuilding", self.index_path, exc)
+            except (OSError, RuntimeError, ValueError, KeyError, TypeError, MemoryError) as exc:
+                warnings = (self._set_aside_unusable_index(exc),)
             else:
                 if report.changed:
                     log.info("index repaired from catalog: %s", report)
-                    index.save(self.index_path, generation)
+                    if not self.read_only:
+                        index.save(self.index_path, generation)
                 return index, report
-        return self._rebuild(len(catalog_ids))
+        return self._rebuild(len(catalog_ids), warnings)
+
+    def _set_aside_unusable_index(self, exc: BaseException) -> str:
+        """Keep the unusable file (one copy) for a bug report; the catalog rebuilds the index."""
+        message = (
+            f"The vector index {self.index_path} could not be used ({_short(exc)}); it was "
+            "rebuilt from the catalog. No photos were lost."
+        )
+        if self.read_only:
+            message = message.replace("it was rebuilt", "it was rebuilt in memory")
+        else:
+            aside = self.index_path.with_name(self.index_path.name + ".unusable")
+            try:
+                os.replace(self.index_path, aside)
+            except OSError as move_error:
+                log.debug("could not set %s aside: %s", self.index_path, move_error)
+        log.warning("%s", message)
+        return message
 
     def _repair(
         self, index: VectorIndex, index_generation: int, catalog_ids: set[int]
@@ -109,16 +166,21 @@ class Library:
         index.add(missing_ids, missing_vectors)
         return RepairReport(False, len(missing_ids) + len(changed_ids), len(extra))
 
-    def _rebuild(self, count: int) -> tuple[VectorIndex, RepairReport]:
+    def _rebuild(
+        self, count: int, warnings: tuple[str, ...] = ()
+    ) -> tuple[VectorIndex, RepairReport]:
         index = VectorIndex(self.dim, capacity=max(1024, count))
+        generation = self.catalog.generation
         ids, vectors = self.catalog.vectors()
         index.add(ids, vectors)
-        if len(ids) or self.index_path.exists():
-            index.save(self.index_path, self.catalog.generation)
-        return index, RepairReport(True, len(ids), 0)
+        if not self.read_only and (len(ids) or self.index_path.exists() or warnings):
+            index.save(self.index_path, generation)
+        return index, RepairReport(True, len(ids), 0, warnings)
 
     def save_index(self) -> None:
-        self.index.save(self.index_path, self.catalog.generation)
+        """Persist the index (a writer's job; a read-only library keeps it in memory)."""
+        if not self.read_only:
+            self.index.save(self.index_path, self.catalog.generation)
 
     def remove_ids(self, ids: list[int]) -> None:
         """Remove images from catalog then index (the catalog commit is what counts)."""
@@ -127,10 +189,17 @@ class Library:
             self.index.remove(ids)
 
     def close(self) -> None:
-        self.catalog.close()
+        try:
+            self.catalog.close()
+        finally:
+            self._writer.release()
 
     def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__

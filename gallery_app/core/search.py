@@ -228,9 +228,9 @@ class Searcher:
         info = self.library.catalog.images(candidates.tolist())
         # An id the index returned but the catalog no longer has is a half-removed entry: skip.
         kept = np.array([i for i in candidates if int(i) in info], dtype=np.int64)
+        kept, image_vectors = index.present_vectors(kept.tolist())  # an indexer may remove some
         if len(kept) == 0:
             return empty
-        image_vectors = index.get_vectors(kept.tolist())
         raw = (image_vectors @ text.T).astype(np.float32)  # exact cosines for every variant
         return SearchHits(query, variants, kept, tuple(info[int(i)].path for i in kept), raw)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from gallery_app.core.errors import GalleryError, ModelUnavailable
+from gallery_app.core.errors import GalleryError, LibraryInUse, ModelUnavailable
 
 if TYPE_CHECKING:  # the real imports happen on the worker thread, after the window is shown
     from gallery_app.core.embeddings import SiglipEncoder
@@ -122,7 +122,19 @@ class EngineWorker(QObject):
             self.library.close()
             self.library = None
             self.searcher = None
-        self.library = Library(self.data_dir, model_id, dim)
+        try:
+            library = Library(self.data_dir, model_id, dim)
+        except LibraryInUse as exc:
+            # Another gallery-app (say, `gallery-app index`) is writing: browse and search what
+            # it has committed, and leave the writing to it.
+            library = Library(self.data_dir, model_id, dim, read_only=True)
+            self.error.emit(
+                f"{exc} Opened read-only: browsing and searching work; adding folders "
+                "waits until it is done."
+            )
+        self.library = library
+        for warning in library.warnings:  # e.g. the index was rebuilt, the catalog upgraded
+            self.error.emit(warning)
         self.refresh()
 
     @Slot()
@@ -161,6 +173,9 @@ class EngineWorker(QObject):
     @Slot(str)
     def remove_folder(self, path: str) -> None:
         if self.library is None:
+            return
+        if self.library.read_only:
+            self.error.emit("The library is open read-only (another gallery-app is writing).")
             return
         _, ids = self.library.catalog.remove_folder(path)
         self.library.index.remove(ids)

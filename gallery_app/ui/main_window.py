@@ -572,6 +572,11 @@ class MainWindow(QMainWindow):
         if self._index_thread is not None:
             self.report_error("Already indexing; wait for it to finish or cancel it.")
             return False
+        if self.engine.library.read_only:
+            self.report_error(
+                "Another gallery-app is writing to this library; add folders when it is done."
+            )
+            return False
         thread = QThread(self)
         worker = IndexWorker(self.engine.library, self.engine.encoder, folders)
         worker.moveToThread(thread)

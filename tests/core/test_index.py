@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -258,14 +259,33 @@ def test_loaded_index_keeps_growing_and_reuses_deleted_slots(tmp_path: Path) -> 
     assert hits >= 0.95
 
 
-def test_load_with_an_older_sidecar_keeps_newer_deletions(tmp_path: Path) -> None:
+def test_crash_between_sidecar_and_index_replace_loads_the_old_index_exactly(
+    tmp_path: Path,
+) -> None:
+    index, _ = filled(10)
+    path = tmp_path / "vectors.hnsw"
+    index.save(path, generation=1)
+    old_index = path.read_bytes()
+    index.remove([3])
+    index.save(path, generation=2)
+    path.write_bytes(old_index)  # the sidecar was replaced, then the process died
+
+    loaded, state = VectorIndex.load(path, DIM)
+
+    assert state.generation == 1  # the older generation makes the library repair from there
+    assert state.deleted == frozenset()
+    assert loaded.live_ids() == set(range(10))
+
+
+def test_load_with_an_older_format_1_sidecar_keeps_newer_deletions(tmp_path: Path) -> None:
     index, vectors = filled(10)
     path = tmp_path / "vectors.hnsw"
     index.save(path, generation=1)
-    old_sidecar = sidecar_path(path).read_bytes()
+    # Format 1 (before checksums) replaced the index first, so a crash left an older sidecar.
+    old_sidecar = {"format": 1, "dim": DIM, "generation": 1, "deleted": []}
     index.remove([3])
     index.save(path, generation=2)
-    sidecar_path(path).write_bytes(old_sidecar)
+    sidecar_path(path).write_text(json.dumps(old_sidecar), encoding="utf-8")
 
     trusting, _ = VectorIndex.load(path, DIM)
     assert len(trusting) == 10  # the stale sidecar alone cannot know about the deletion

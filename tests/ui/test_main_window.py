@@ -468,3 +468,32 @@ def test_closing_while_the_dictionary_is_being_encoded(
     assert window._precompute_thread is not None
     window.close()
     assert [t for t in list(thread_registry) if _alive(t) and t.isRunning()] == []
+
+
+def test_a_library_another_process_writes_opens_read_only(
+    qtbot, open_window, tiny_model_dir, make_images, tmp_path
+):
+    from gallery_app.core.library import Library
+
+    window = open_window(str(tiny_model_dir))
+    folder = make_images(3)[0].parent
+    index_folder(qtbot, window, folder)
+    library_args = (
+        window.engine.library.data_dir,
+        window.engine.library.model_id,
+        window.engine.library.dim,
+    )
+    window.close()
+
+    writer = Library(*library_args)  # stands in for `gallery-app index` in another process
+    try:
+        window = open_window(str(tiny_model_dir))
+        assert "in use" in window.log_view.toPlainText()
+        assert window.engine.library.read_only
+        assert window.grid_model.rowCount() == 3  # browsing works
+        search(qtbot, window, "dog")  # and searching
+        assert len(window.results) == 3
+        assert not window.start_indexing([str(folder)])
+        assert "Another gallery-app" in window.statusBar().currentMessage()
+    finally:
+        writer.close()
