@@ -17,6 +17,7 @@ import numpy as np
 
 CACHE_ENV = "GALLERY_APP_BENCH_CACHE"
 MODEL_VERSION = 1
+PHOTO_VERSION = 2
 VOCAB_SIZE = 4000
 
 PHOTO_SIZES = {
@@ -127,15 +128,16 @@ def photo_pixels(seed: int, size: tuple[int, int]) -> np.ndarray:
 
     small = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     big = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
-    noise = rng.normal(0, 6, (height, width, 1)).astype(np.int16)  # sensor-like grain
-    return np.clip(big + noise, 0, 255).astype(np.uint8)
+    # Sensor-like grain, mostly luma: files of ~1 byte a pixel at quality 90, like a phone's.
+    noise = rng.normal(0, 9, (height, width, 1)) + rng.normal(0, 3, (height, width, 3))
+    return np.clip(big + noise.astype(np.int16), 0, 255).astype(np.uint8)
 
 
 def photo_folder(kind: str, count: int) -> Path:
     """count JPEGs (quality 90, like a camera) of PHOTO_SIZES[kind], cached on disk."""
     from PIL import Image
 
-    folder = cache_dir() / "photos" / kind
+    folder = cache_dir() / f"photos-v{PHOTO_VERSION}" / kind
     folder.mkdir(parents=True, exist_ok=True)
     for seed in range(count):
         path = folder / f"IMG_{seed:05d}.jpg"

@@ -46,7 +46,9 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         f"- machine: {machine['cpu']}, {machine['logical_cpus']} logical CPUs, torch "
         f"{machine['torch']} with {machine['torch_threads']} threads, Python {machine['python']}",
         f"- load average before / after: {_load(meta['load_average_before'])} / "
-        f"{_load(meta['load_average_after'])}",
+        f"{_load(meta['load_average_after'])}; share of CPU busy in the 2 s before / after "
+        f"(the run itself excluded): {_share(meta.get('cpu_busy_before'))} / "
+        f"{_share(meta.get('cpu_busy_after'))}",
         "",
         "## Against the targets",
         "",
@@ -100,3 +102,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def _load(values: Any) -> str:
     return "n/a" if not values else ", ".join(f"{v:.2f}" for v in values)
+
+
+def _share(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.0%}"

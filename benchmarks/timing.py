@@ -60,6 +60,24 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
+def cpu_busy_fraction(seconds: float = 2.0) -> float | None:
+    """Share of all CPUs busy over a short window (other people's work, on a shared machine)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="utf-8") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    try:
+        busy_a, total_a = sample()
+        time.sleep(seconds)
+        busy_b, total_b = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy_b - busy_a) / max(total_b - total_a, 1)
+
+
 def machine() -> dict[str, object]:
     model = platform.processor() or platform.machine()
     try:

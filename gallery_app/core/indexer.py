@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
 INDEX_SAVE_INTERVAL_S = 30.0
-# Decode threads run this much nicer than the model (Linux: nice is per thread), so they fill
-# the model's idle moments instead of preempting a torch thread mid-GEMM, which stalls the
-# other torch thread at the next barrier. When decoding falls behind, the model waits on it
-# and the decode threads get the cores. Measured in benchmarks/RESULTS.md.
+# Decode threads run this much nicer than the model and the GUI (Linux: nice is per thread):
+# decoding is background work that must not delay the GUI thread. Throughput is the same either
+# way on the 2-core benchmark machine (pipeline/model 0.894 niced vs 0.895 not, 7 interleaved
+# repetitions): the model is at the CPU's GEMM wall, so 12 MP decoding (~45 ms CPU an image
+# after draft) cannot hide and caps the pipeline near 0.89 of the model alone.
 DECODE_NICENESS = 10
 
 
