@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 # (key, target as text, passes(value) or None when the figure has no target, unit)
@@ -79,6 +80,22 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"The model alone ran at {model_only:.2f} img/s, "
                 f"{model_only / limits['fp32_img_s_ceiling']:.0%} of that wall."
             )
+        threads = meta["machine"].get("torch_threads") or 1
+        for kind, key in (("12 MP", "decode.decode_ms"), ("phone", "decode.phone_decode_ms")):
+            decode_ms = _get(results, key)
+            if model_only and decode_ms:
+                # The model keeps every core busy, so decode CPU time adds to it: the ceiling
+                # of pipeline / model-alone is model CPU / (model CPU + decode CPU).
+                model_cpu = threads / model_only
+                ceiling = model_cpu / (model_cpu + decode_ms / 1000)
+                lines.append(
+                    f"With the model using all {threads} cores, a {kind} file's "
+                    f"{decode_ms:.0f} ms of decode CPU cannot hide: the pipeline's efficiency "
+                    f"cannot exceed {ceiling:.3f} for {kind} photos."
+                )
+    history = Path(__file__).with_name("before_after.md")
+    if history.exists():
+        lines += ["", history.read_text(encoding="utf-8").rstrip()]
     lines += ["", "## All figures", ""]
     for section, figures in results.items():
         lines += [f"### {section}", "", "| key | value |", "|---|---|"]

@@ -150,7 +150,7 @@ def indexing_section(ctx: Context) -> dict[str, Any]:
     int8 = ctx.encoder("int8")
     # Short repetitions, many of them: A and B run seconds apart, so a neighbour's burst of
     # work on this shared machine hits both sides of most pairs alike.
-    count = 16
+    count = ctx.reps(16, 24)
     pixels = _model_inputs(ctx, fixtures.photo_folder("12mp", count), count)
     fixtures.photo_folder("phone", count)
     fp32.encode_pixels(pixels[:8])  # warm-up: first forwards allocate
@@ -353,7 +353,36 @@ def query_section(ctx: Context) -> dict[str, Any]:
     rank_ms = timing.median_ms(
         lambda: hits.rank(calibrations[next(turn) % 50], top_k=None), ctx.reps(20, 50)
     )
+    # Where a warm search's candidate vectors come from: hnswlib's get_items (before) or the
+    # catalog (now), for the candidates of one expanded search.
+    candidate_ids = sorted(
+        {
+            int(i)
+            for i in library.index.query(
+                Searcher(library, encoder, expander).text_vectors(
+                    [v.prompt for v in Searcher(library, encoder, expander).variants(words[0])]
+                ),
+                100,
+            )[0].ravel()
+        }
+    )
+
+    def from_hnswlib() -> None:
+        library.index.get_vectors(candidate_ids)
+
+    def from_catalog() -> None:
+        library.catalog.vectors(ids=candidate_ids)
+
+    fetch = timing.interleaved(
+        {"hnswlib": from_hnswlib, "catalog": from_catalog},
+        ctx.reps(5, 15),
+    )
     library.close()
+    ctx.note(
+        "query",
+        f"candidate vectors of one expanded search ({len(candidate_ids)} ids): "
+        f"{fetch.count('hnswlib')} interleaved fetches from hnswlib vs the catalog",
+    )
     ctx.note(
         "query",
         f"library of {QUERY_LIBRARY_SIZE} vectors; plain/expanded: {samples.count('plain')} "
@@ -375,6 +404,9 @@ def query_section(ctx: Context) -> dict[str, Any]:
         "precompute_prompts": precomputed,
         "precompute_s": precompute_s,
         "rank_1000_ms": rank_ms,
+        "candidates": len(candidate_ids),
+        "vectors_hnswlib_ms": 1000 * fetch.median("hnswlib"),
+        "vectors_catalog_ms": 1000 * fetch.median("catalog"),
     }
 
 
