@@ -57,10 +57,10 @@ def resolve_precision(fast: bool | None = None) -> str:
 def quantize_int8(model: Any) -> Any:
     """Dynamic int8 quantization of every nn.Linear (weights int8, activations per batch).
 
-    On the benchmark CPU (AVX-512 VNNI) it runs the vision tower ~2.1x faster and the text
-    tower ~2.8x faster, with
-    embeddings within cosine 0.999 of fp32 (benchmarks/RESULTS.md). The fbgemm engine was
-    measured fastest of the x86 engines; the engine is a process-wide torch setting.
+    On the benchmark CPU (AVX-512 VNNI) it runs the vision tower ~2.1x and the text tower
+    ~2.8x faster, with embeddings within cosine 0.999 of fp32 (benchmarks/RESULTS.md). The
+    fbgemm engine was measured fastest of the x86 engines; the engine is a process-wide torch
+    setting.
     """
     import warnings
 
