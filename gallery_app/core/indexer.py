@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 8
 INDEX_SAVE_INTERVAL_S = 30.0
 # Decode threads run this much nicer than the model and the GUI (Linux: nice is per thread):
-# decoding is background work that must not delay the GUI thread. Throughput is the same either
-# way on the 2-core benchmark machine (pipeline/model 0.894 niced vs 0.895 not, 7 interleaved
-# repetitions): the model is at the CPU's GEMM wall, so 12 MP decoding (~45 ms CPU an image
-# after draft) cannot hide and caps the pipeline near 0.89 of the model alone.
+# decoding is background work that must not delay the GUI thread. It costs indexing ~1% on the
+# 2-core benchmark machine (12 MP pipeline/model 0.876-0.902 niced vs 0.881-0.907 not, 5 runs
+# of interleaved repetitions): the model is at the CPU's GEMM wall, so 12 MP decoding (~38 ms
+# CPU an image after draft) cannot hide either way and caps the pipeline near 0.9.
+# Set decode_niceness=0 for a batch job with no GUI.
 DECODE_NICENESS = 10
 
 
