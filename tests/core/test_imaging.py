@@ -317,3 +317,23 @@ def test_thumbnail_cache_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_is_image_file(name: str, expected: bool) -> None:
     assert is_image_file(name) is expected
     assert is_image_file(Path("/some/folder") / name) is expected
+
+
+def test_draft_decoded_model_input_has_the_model_size_and_matches_a_full_decode(
+    tmp_path: Path,
+) -> None:
+    from gallery_app.core.embeddings import ImageSpec
+
+    spec = ImageSpec(224, 224, 3, 1 / 255, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(random_photo(7, (4000, 3000))).save(path, quality=90)
+
+    result = decode(path, model_input=spec.to_model_input)
+
+    assert result.model_input is not None
+    assert result.model_input.shape == (3, 224, 224)
+    assert result.model_input.dtype == np.float32
+    with Image.open(path) as full:
+        reference = spec.to_model_input(full.convert("RGB"))
+    # The 1/8 DCT-scaled decode is a downscale too: the model sees nearly the same pixels.
+    assert float(np.abs(result.model_input - reference).mean()) < 0.02

@@ -387,3 +387,32 @@ def test_concurrent_adds_and_queries() -> None:
     assert len(index) == total
     assert index.live_ids() == set(range(total))
     np.testing.assert_allclose(index.get_vectors(range(total)), vectors, atol=1e-5)
+
+
+# hnswlib parameters --------------------------------------------------------------------------
+
+
+def test_graph_parameters_reach_hnswlib_and_survive_a_reload(tmp_path: Path) -> None:
+    from gallery_app.core.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+
+    default = VectorIndex(DIM)
+    assert (default._index.M, default._index.ef_construction) == (
+        DEFAULT_M,
+        DEFAULT_EF_CONSTRUCTION,
+    )
+    assert default._index.ef == default.ef_search == DEFAULT_EF_SEARCH
+    custom = VectorIndex(DIM, m=8, ef_construction=40, ef_search=24)
+    assert (custom._index.M, custom._index.ef_construction, custom._index.ef) == (8, 40, 24)
+    custom.add(np.arange(30), unit(np.random.default_rng(3), 30))
+    custom.save(tmp_path / "v.hnsw", generation=1)
+    loaded, _ = VectorIndex.load(tmp_path / "v.hnsw", DIM, ef_search=48)
+    # M and ef_construction are saved with the graph; ef is not, so load sets it.
+    assert (loaded._index.M, loaded._index.ef_construction, loaded._index.ef) == (8, 40, 48)
+
+
+def test_query_raises_ef_to_k_so_a_large_pool_is_complete() -> None:
+    index, vectors = filled(300)
+    index.ef_search = 10
+    labels, _ = index.query(vectors[0], k=200)
+    assert labels.shape == (1, 200) and len(set(labels[0].tolist())) == 200
+    assert index._index.ef == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -159,3 +160,23 @@ def test_nested_and_missing_folders(library, encoder, make_images, tmp_path):
         Indexer(library, encoder).index([tmp_path / "nope"])
     with pytest.raises(GalleryError, match="not a folder"):
         Indexer(library, encoder).index([outer[0]])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_decode_threads_run_at_a_lower_priority_than_the_model() -> None:
+    import threading
+
+    from gallery_app.core.indexer import DECODE_NICENESS, _lower_thread_priority
+
+    seen: list[int] = []
+
+    def worker() -> None:
+        _lower_thread_priority(DECODE_NICENESS)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [min(main + DECODE_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # only that thread
