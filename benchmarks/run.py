@@ -499,12 +499,30 @@ def index_section(ctx: Context) -> dict[str, Any]:
     return out
 
 
+def gui_section(ctx: Context) -> dict[str, Any]:
+    """The real window, offscreen: first paint, stalls while indexing, a slider move."""
+    import gui
+
+    result = gui.bench_gui(str(fixtures.base_model_dir()), quick=ctx.quick)
+    ctx.note(
+        "gui",
+        f"first paint: median of {result['first_paint_runs']} fresh processes (interpreter "
+        f"start to the window's first paint event); stalls: lateness of a 10 ms timer over "
+        f"one indexing run of {int(result['indexed'])} 1600x1200 JPEGs through the window "
+        f"({int(result['stall_samples'])} ticks); recalibrate: median of "
+        f"{int(result['recalibrate_repeats'])} slider moves over 1,000 results x 10 variants "
+        "(the handler; recalibrate_painted_ms adds repainting the whole window)",
+    )
+    return result
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("limits", limits_section),
     ("decode", decode_section),
     ("indexing", indexing_section),
     ("query", query_section),
     ("index", index_section),
+    ("gui", gui_section),
 ]
 
 
