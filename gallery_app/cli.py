@@ -169,7 +169,7 @@ def run_gui(args: argparse.Namespace) -> int:
         )
         return 1
     data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir()
-    return run_app(data_dir, args.model)
+    return run_app(data_dir, args.model, fast=args.fast)
 
 
 def _fail(message: str, verbose: bool) -> None:

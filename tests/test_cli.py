@@ -144,10 +144,14 @@ def test_no_subcommand_opens_the_desktop_app(monkeypatch, tmp_path):
 
     opened = []
     monkeypatch.setattr(
-        app_module, "run_app", lambda data_dir, model: opened.append((data_dir, model)) or 0
+        app_module,
+        "run_app",
+        lambda data_dir, model, fast=None: opened.append((data_dir, model, fast)) or 0,
     )
     assert main(["--data-dir", str(tmp_path), "--model", "some/model"]) == 0
-    assert opened == [(tmp_path, "some/model")]
+    assert main(["--data-dir", str(tmp_path), "--fast"]) == 0
+    assert opened[0] == (tmp_path, "some/model", None)
+    assert opened[1][2] is True
 
 
 def test_empty_library_says_what_to_do(tiny_model_dir, tmp_path, capsys):

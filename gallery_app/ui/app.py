@@ -15,7 +15,9 @@ from PySide6.QtCore import QObject, Signal
 log = logging.getLogger(__name__)
 
 
-def run_app(data_dir: Path, model: str | None, argv: list[str] | None = None) -> int:
+def run_app(
+    data_dir: Path, model: str | None, argv: list[str] | None = None, fast: bool | None = None
+) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -25,7 +27,9 @@ def run_app(data_dir: Path, model: str | None, argv: list[str] | None = None) ->
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("gallery-app")
     app.setOrganizationName("gallery-app")
-    window = MainWindow(data_dir, model, expansions_file=default_config_dir() / "expansions.json")
+    window = MainWindow(
+        data_dir, model, expansions_file=default_config_dir() / "expansions.json", fast=fast
+    )
     relay = install_error_hooks(window.report_error)
     window.show()
     QTimer.singleShot(0, window.start_engine)  # the model loads after the window is on screen

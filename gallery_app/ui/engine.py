@@ -27,6 +27,7 @@ class ModelInfo:
     dim: int
     logit_scale: float
     logit_bias: float
+    precision: str = "fp32"
 
 
 class EngineWorker(QObject):
@@ -44,11 +45,18 @@ class EngineWorker(QObject):
     searched = Signal(int, object, bool)  # request id, SearchHits, final (expanded) answer
     error = Signal(str)
 
-    def __init__(self, data_dir: Path, model_id: str | None, expansions_file: Path | None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        model_id: str | None,
+        expansions_file: Path | None,
+        fast: bool | None = None,
+    ) -> None:
         super().__init__()
         self.data_dir = data_dir
         self.requested_model = model_id
         self.expansions_file = expansions_file
+        self.fast = fast  # int8 ("--fast"); None: $GALLERY_APP_INT8 decides
         self.encoder: SiglipEncoder | None = None
         self.library: Library | None = None
         self.searcher: Searcher | None = None
@@ -75,13 +83,13 @@ class EngineWorker(QObject):
         self._load_model(resolve_model_id(self.requested_model))
 
     def _load_model(self, model_id: str) -> None:
-        from gallery_app.core.embeddings import SiglipEncoder
+        from gallery_app.core.embeddings import SiglipEncoder, resolve_precision
         from gallery_app.core.expansion import Expander, load_dictionary
         from gallery_app.core.search import Searcher
 
         try:
             self._fetch_if_needed(model_id)
-            encoder = SiglipEncoder.load(model_id)
+            encoder = SiglipEncoder.load(model_id, precision=resolve_precision(self.fast))
             expander = Expander(load_dictionary(self.expansions_file))
             if self.library is None or self.library.model_id != encoder.model_id:
                 self._open_library(encoder.model_id, encoder.dim)
@@ -99,7 +107,13 @@ class EngineWorker(QObject):
         self.encoder = encoder
         self.searcher = Searcher(self.library, encoder, expander)
         self.model_ready.emit(
-            ModelInfo(encoder.model_id, encoder.dim, encoder.logit_scale, encoder.logit_bias)
+            ModelInfo(
+                encoder.model_id,
+                encoder.dim,
+                encoder.logit_scale,
+                encoder.logit_bias,
+                encoder.precision,
+            )
         )
 
     def _fetch_if_needed(self, model_id: str) -> None:

@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         expansions_file: Path | None = None,
         settings_file: Path | None = None,
         precompute_dictionary: bool = True,
+        fast: bool | None = None,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Gallery")
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
         self._bind_settings()
 
         self._engine_thread = QThread(self)
-        self.engine = EngineWorker(data_dir, model, expansions_file)
+        self.engine = EngineWorker(data_dir, model, expansions_file, fast)
         self.engine.moveToThread(self._engine_thread)
         self._engine_thread.started.connect(self.engine.start)
         self._engine_thread.finished.connect(self.engine.deleteLater)
@@ -428,7 +429,7 @@ class MainWindow(QMainWindow):
         if not self.indexing:
             self._hide_progress()
         self._sync_calibration_controls()
-        self.statusBar().showMessage(f"Model ready: {info.model_id}", 5000)
+        self.statusBar().showMessage(f"Model ready: {info.model_id} ({info.precision})", 5000)
         self._start_precompute()
         self.model_loaded.emit(info)
         if self.search_box.text().strip():

@@ -54,9 +54,13 @@ def store(tmp_path: Path) -> QSettings:
 def open_window(qtbot, tmp_path, store, thread_registry):
     windows: list[MainWindow] = []
 
-    def make(model: str, wait_ready: bool = True, precompute: bool = False) -> MainWindow:
+    def make(
+        model: str, wait_ready: bool = True, precompute: bool = False, fast: bool | None = False
+    ) -> MainWindow:
         # The dictionary precompute has a test of its own; elsewhere it would only add noise.
-        window = MainWindow(tmp_path / "data", model, store, precompute_dictionary=precompute)
+        window = MainWindow(
+            tmp_path / "data", model, store, precompute_dictionary=precompute, fast=fast
+        )
         qtbot.addWidget(window)
         windows.append(window)
         window.show()
@@ -497,3 +501,17 @@ def test_a_library_another_process_writes_opens_read_only(
         assert "Another gallery-app" in window.statusBar().currentMessage()
     finally:
         writer.close()
+
+
+def test_fast_mode_loads_the_int8_model_into_the_same_library(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(3)[0].parent)
+    window.close()
+    fast = open_window(str(tiny_model_dir), fast=True)
+    assert fast.model_info.precision == "int8"
+    assert fast.engine.encoder.precision == "int8"
+    assert fast.grid_model.rowCount() == 3  # fp32 vectors, searched with int8 text vectors
+    search(qtbot, fast, "dog")
+    assert len(fast.results) == 3
