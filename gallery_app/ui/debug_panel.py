@@ -256,7 +256,8 @@ class DebugPanel(QWidget):
         # Size columns from the rows on screen only: measuring all of them (Qt's default is
         # 1,000) cost ~100 ms per slider move with 1,000 results.
         header.setResizeContentsPrecision(0)
-        header.setSectionResizeMode(ResultsTableModel.FILE, QHeaderView.ResizeMode.Stretch)
+        # File names are short; variants ("dog on the seashore") are what gets cut off.
+        header.setSectionResizeMode(ResultsTableModel.VARIANT, QHeaderView.ResizeMode.Stretch)
 
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self._variants)
