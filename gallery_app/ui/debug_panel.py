@@ -103,7 +103,8 @@ class ResultsTableModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _sorted_rows(self) -> list[int]:
-        keys = [self._sort_key(rank, result) for rank, result in enumerate(self._results)]
+        column = self._sort_column
+        keys = [_sort_value(rank, result, column) for rank, result in enumerate(self._results)]
         # Ties keep the ranking order in both directions, like a stable sort on the rank.
         descending = self._sort_order == Qt.SortOrder.DescendingOrder
         return sorted(
@@ -111,15 +112,6 @@ class ResultsTableModel(QAbstractTableModel):
             key=lambda rank: (keys[rank], -rank if descending else rank),
             reverse=descending,
         )
-
-    def _sort_key(self, rank: int, result: SearchResult) -> Any:
-        return (
-            rank,
-            os.path.basename(result.path).lower(),
-            result.variant,
-            result.raw,
-            result.score,
-        )[self._sort_column]
 
     def refresh_thumbnails(self) -> None:
         self._scaled.clear()
@@ -156,13 +148,7 @@ class ResultsTableModel(QAbstractTableModel):
                 return f"{result.score:.4f}"
             return None
         if role == self.SortRole:
-            return (
-                rank,
-                os.path.basename(result.path).lower(),
-                result.variant,
-                result.raw,
-                result.score,
-            )[column]
+            return _sort_value(rank, result, column)
         if role == Qt.ItemDataRole.DecorationRole and column == self.THUMBNAIL:
             return self._thumbnail(result.path)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -210,6 +196,18 @@ class ResultsTableModel(QAbstractTableModel):
             scaled.setDevicePixelRatio(ratio)
             self._scaled[path] = scaled
         return scaled
+
+
+def _sort_value(rank: int, result: SearchResult, column: int) -> Any:
+    """What a column sorts by: floats for the numbers (so 0.1 < 0.05 never happens), the
+    ranking position for the thumbnail column (sorting by it restores the ranking)."""
+    return (
+        rank,
+        os.path.basename(result.path).lower(),
+        result.variant,
+        result.raw,
+        result.score,
+    )[column]
 
 
 class DebugPanel(QWidget):

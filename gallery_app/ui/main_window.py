@@ -441,19 +441,28 @@ class MainWindow(QMainWindow):
         self._stop_precompute()
         if not self._precompute or self.engine.searcher is None:
             return
-        thread = QThread(self)
         worker = PrecomputeWorker(self.engine.searcher)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
         worker.progress.connect(self._on_precompute_progress)
-        worker.failed.connect(self.report_error)
         worker.done.connect(self._on_precompute_done)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(worker.deleteLater)
+        thread = self._thread_for(worker)
         # Bound to this thread: a retry may have started another run by the time it finishes.
         thread.finished.connect(lambda: self._on_precompute_thread_finished(thread))
         self._precompute_thread, self._precompute_worker = thread, worker
         thread.start(QThread.Priority.LowPriority)
+
+    def _thread_for(self, worker: IndexWorker | PrecomputeWorker) -> QThread:
+        """superqt's wiring: started -> run, done -> quit, finished -> deleteLater on both.
+
+        The window keeps its Python references until the thread has finished, so a worker is
+        never destroyed while its thread could still touch it.
+        """
+        thread = QThread(self)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.failed.connect(self.report_error)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(worker.deleteLater)
+        return thread
 
     def _stop_precompute(self) -> None:
         thread, worker = self._precompute_thread, self._precompute_worker
@@ -579,18 +588,10 @@ class MainWindow(QMainWindow):
                 "Another gallery-app is writing to this library; add folders when it is done."
             )
             return False
-        thread = QThread(self)
         worker = IndexWorker(self.engine.library, self.engine.encoder, folders)
-        worker.moveToThread(thread)
-        # superqt's wiring: started -> run, done -> quit, finished -> deleteLater on both. The
-        # window keeps its Python references until the thread has finished, so the worker is
-        # never destroyed while its thread could still touch it.
-        thread.started.connect(worker.run)
         worker.progress.connect(self._on_index_progress)
-        worker.failed.connect(self.report_error)
-        worker.done.connect(self._on_index_report)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(worker.deleteLater)
+        worker.done.connect(self._on_index_report)  # before done -> quit: the report comes first
+        thread = self._thread_for(worker)
         thread.finished.connect(self._on_index_thread_finished)
         self._index_thread, self._index_worker = thread, worker
         for widget in (self.progress_label, self.progress_bar, self.cancel_button):
