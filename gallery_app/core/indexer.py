@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
 UNLISTED_FOLDER = "cannot list folder"
+EMPTIED_FOLDER = "the folder is empty now"
 INDEX_SAVE_INTERVAL_S = 30.0
 # Decode threads run this much nicer than the model and the GUI (Linux: nice is per thread):
 # decoding is background work that must not delay the GUI thread. It costs indexing ~1% on the
@@ -156,6 +157,18 @@ class Indexer:
             # A folder that could not be listed (permissions, a flaky mount) keeps what it had.
             unlisted = [f.path for f in unreadable if f.reason.startswith(UNLISTED_FOLDER)]
             known = {p: s for p, s in known.items() if not any(is_within(p, u) for u in unlisted)}
+            if known and not on_disk and not unreadable:
+                # Every photo gone at once is far more often an unplugged drive or an unmounted
+                # share (its mount point lists as empty) than a real deletion: keep them, say
+                # so, and leave forgetting them to "remove folder".
+                report.failed.append(
+                    Failure(
+                        root,
+                        f"{EMPTIED_FOLDER}; its {len(known)} indexed photos were kept (an "
+                        "unplugged drive?). Remove the folder from the library to forget them.",
+                    )
+                )
+                continue
             report.removed += self._remove_missing(known, on_disk)
             for path, (mtime_ns, size) in on_disk.items():
                 state = known.get(path)

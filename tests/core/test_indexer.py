@@ -69,6 +69,27 @@ def test_incremental_touch_delete_add(library, encoder, make_images):
     assert (again.indexed, again.unchanged, again.removed) == (0, 7, 0)
 
 
+def test_a_folder_that_lists_as_empty_keeps_its_photos(library, encoder, make_images):
+    """An unplugged drive's mount point lists as empty: that must not wipe its photos."""
+    paths = make_images(3)
+    folder = paths[0].parent
+    Indexer(library, encoder).index([folder])
+    moved = folder.parent / "elsewhere"
+    folder.rename(moved)
+    folder.mkdir()  # the bare mount point
+
+    report = Indexer(library, encoder).index([folder])
+    assert report.removed == 0
+    assert [f.path for f in report.failed] == [str(folder)]
+    assert "empty now" in report.failed[0].reason and "3 indexed photos" in report.failed[0].reason
+    assert searchable_paths(library) == {str(p) for p in paths}
+
+    folder.rmdir()
+    moved.rename(folder)  # plugged in again: nothing to redo
+    back = Indexer(library, encoder).index([folder])
+    assert (back.indexed, back.unchanged, back.removed, back.failed) == (0, 3, 0, [])
+
+
 def test_changed_content_gets_new_vector(library, encoder, make_images):
     paths = make_images(2)
     Indexer(library, encoder).index([paths[0].parent])
