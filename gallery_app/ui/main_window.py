@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -568,8 +569,20 @@ class MainWindow(QMainWindow):
 
     def _remove_selected_folder(self) -> None:
         item = self.folder_list.currentItem()
-        if item is not None:
-            self.request_remove_folder.emit(item.data(Qt.ItemDataRole.UserRole))
+        if item is None:
+            return
+        folder = item.data(Qt.ItemDataRole.UserRole)
+        # Forgetting a folder throws away its encoding work, which can take hours to redo.
+        answer = QMessageBox.question(
+            self,
+            "Remove folder",
+            f"Remove “{folder}” from the library?\n\nIts photos stay on disk; searching them "
+            "again means indexing the folder again.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.request_remove_folder.emit(folder)
 
     def _choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a SigLIP model folder")

@@ -265,15 +265,29 @@ def test_window_is_shown_before_torch_is_imported(tmp_path):
     assert out.stdout.split() == ["visible", "True", "torch", "False", "transformers", "False"]
 
 
-def test_removing_a_folder_empties_the_library(qtbot, open_window, tiny_model_dir, make_images):
+def test_removing_a_folder_empties_the_library(
+    qtbot, open_window, tiny_model_dir, make_images, monkeypatch
+):
     window = open_window(str(tiny_model_dir))
     folder = make_images(3)[0].parent
     index_folder(qtbot, window, folder)
     item = window.folder_list.item(0)
     assert item.toolTip() == str(folder) and item.text() == folder.name
     window.folder_list.setCurrentRow(0)
+    from PySide6.QtWidgets import QMessageBox
+
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *args: asked.append(args[2]) or answers.pop(0)
+    )
+    requested = []
+    window.request_remove_folder.connect(requested.append)
+    window.remove_folder_button.click()  # cancelled: the engine is not asked
+    assert requested == [] and str(folder) in asked[0]
     with qtbot.waitSignal(window.library_shown, timeout=WAIT_MS):
         window.remove_folder_button.click()
+    assert requested == [str(folder)]
     assert window.folder_list.count() == 0
     assert window.grid_model.rowCount() == 0
     assert window.stack.currentWidget() is window.empty_label
