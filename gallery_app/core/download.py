@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from gallery_app.core.errors import ModelUnavailable
 
 # What SiglipEncoder.load reads: configs, safetensors weights, the SentencePiece vocab.
 # Pickled weights (*.bin) are never fetched.
+log = logging.getLogger(__name__)
+
 MODEL_FILE_PATTERNS = ("*.json", "*.safetensors", "*.model", "*.txt")
 POLL_SECONDS = 0.25
 
@@ -65,8 +68,9 @@ def download_model(
     try:
         info = HfApi().model_info(model_id, files_metadata=True)
     except Exception as exc:
+        log.warning("model_info(%s) failed: %r", model_id, exc)
         raise ModelUnavailable(
-            f"Cannot download {model_id}: {type(exc).__name__}: {exc}. Check the connection, "
+            f"Cannot download {model_id}: {_reason(exc)}. Connect to the internet and retry, "
             "or choose a folder that already holds the model."
         ) from exc
     files = [(s.rfilename, int(s.size or 0)) for s in info.siblings or [] if wanted(s.rfilename)]
@@ -87,8 +91,9 @@ def download_model(
         try:
             local = hf_hub_download(model_id, name)
         except Exception as exc:
+            log.warning("downloading %s of %s failed: %r", name, model_id, exc)
             raise ModelUnavailable(
-                f"Downloading {name} of {model_id} failed: {type(exc).__name__}: {exc}"
+                f"Downloading {name} of {model_id} failed: {_reason(exc)}. Retry to continue."
             ) from exc
         finally:
             watcher.stop()
@@ -138,6 +143,25 @@ class _PartialFileWatcher:
                         min(self._done_before + partial, self._total), self._total, self._filename
                     )
                 )
+
+
+def _reason(exc: BaseException) -> str:
+    """One line a person can act on; the full exception goes to the log."""
+    text = f"{type(exc).__name__}: {exc}"
+    if any(
+        marker in text
+        for marker in (
+            "NameResolution",
+            "Name or service not known",
+            "ConnectionError",
+            "Connection refused",
+            "Network is unreachable",
+            "timed out",
+        )
+    ):
+        return "no connection to the Hugging Face hub (huggingface.co)"
+    first_line = text.splitlines()[0]
+    return first_line if len(first_line) <= 160 else first_line[:157] + "…"
 
 
 def _blobs_folder(model_id: str) -> Path:

@@ -351,9 +351,12 @@ class MainWindow(QMainWindow):
             blocked = widget.blockSignals(True)
             update()
             widget.blockSignals(blocked)
-        self.temperature_label.setText(
-            f"T = {calibration.temperature:.1f}, c = {calibration.threshold:.3f}"
-        )
+        if self.settings.preset == "model" and self.model_info is None:
+            self.temperature_label.setText("T, c: from the model")
+        else:
+            self.temperature_label.setText(
+                f"T = {calibration.temperature:.1f}, c = {calibration.threshold:.3f}"
+            )
 
     def _recalibrate(self) -> None:
         """Re-rank the raw scores in hand under the current T, c and cut-off: no model call."""

@@ -107,8 +107,22 @@ def test_offline_gives_an_actionable_error(monkeypatch):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda: SimpleNamespace(model_info=offline))
-    with pytest.raises(ModelUnavailable, match=r"Cannot download .*connection"):
+    with pytest.raises(ModelUnavailable, match=r"Cannot download .*connection") as raised:
         download_model(MODEL)
+    assert "no connection to the Hugging Face hub" in str(raised.value)
+    assert "OSError" not in str(raised.value)  # the exception's details go to the log
+
+
+def test_other_failures_say_what_went_wrong_in_one_short_line(monkeypatch):
+    def refused(*_args, **_kwargs):
+        raise RuntimeError("401 Client Error: repository is gated\n" + "details " * 100)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda: SimpleNamespace(model_info=refused))
+    with pytest.raises(ModelUnavailable) as raised:
+        download_model(MODEL)
+    message = str(raised.value)
+    assert "401 Client Error: repository is gated" in message
+    assert "\n" not in message and "details" not in message
 
 
 def test_cancel_stops_between_files(hub):
