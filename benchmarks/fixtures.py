@@ -10,10 +10,15 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+# One recipe for SigLIP's SentencePiece vocab, shared with the tests' tiny model.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.tiny_model import train_vocab
 
 CACHE_ENV = "GALLERY_APP_BENCH_CACHE"
 MODEL_VERSION = 1
@@ -53,7 +58,6 @@ def _corpus(lines: int = 20000, seed: int = 0) -> str:
 
 def build_base_model(folder: Path) -> Path:
     """SigLIP-base (SiglipConfig defaults) with random weights and a trained SentencePiece vocab."""
-    import sentencepiece as spm
     import torch
     from transformers import (
         SiglipConfig,
@@ -65,28 +69,10 @@ def build_base_model(folder: Path) -> Path:
 
     tmp = Path(tempfile.mkdtemp(prefix="siglip-base-", dir=folder.parent))
     try:
-        corpus = tmp / "corpus.txt"
-        corpus.write_text(_corpus(), encoding="utf-8")
-        spm.SentencePieceTrainer.train(
-            input=str(corpus),
-            model_prefix=str(tmp / "spiece"),
-            vocab_size=VOCAB_SIZE,
-            model_type="unigram",
-            pad_id=0,
-            eos_id=1,
-            unk_id=2,
-            bos_id=-1,
-            pad_piece="<pad>",
-            eos_piece="</s>",
-            unk_piece="<unk>",
-            hard_vocab_limit=False,
-            character_coverage=1.0,
-            minloglevel=2,
-        )
-        corpus.unlink()
+        vocab = train_vocab(tmp, VOCAB_SIZE, _corpus())
         config = SiglipConfig()
         tokenizer = SiglipTokenizer(
-            vocab_file=str(tmp / "spiece.model"),
+            vocab_file=str(vocab),
             model_max_length=config.text_config.max_position_embeddings,
         )
         processor = SiglipProcessor(image_processor=SiglipImageProcessor(), tokenizer=tokenizer)

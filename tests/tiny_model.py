@@ -21,13 +21,14 @@ a photo of a boat on the lake.
 """
 
 
-def train_vocab(folder: Path, vocab_size: int = 48) -> Path:
-    """A SentencePiece model trained on a tiny corpus, with SigLIP's special pieces."""
+def train_vocab(folder: Path, vocab_size: int = 48, text: str | None = None) -> Path:
+    """A SentencePiece model with SigLIP's special pieces (pad 0, eos 1, unk 2, no bos),
+    trained on `text` (default: a tiny caption corpus). The benchmarks' vocab uses it too."""
     import sentencepiece as spm
 
     folder.mkdir(parents=True, exist_ok=True)
     corpus = folder / "corpus.txt"
-    corpus.write_text(CORPUS * 4, encoding="utf-8")
+    corpus.write_text(CORPUS * 4 if text is None else text, encoding="utf-8")
     prefix = folder / "spiece"
     spm.SentencePieceTrainer.train(
         input=str(corpus),
