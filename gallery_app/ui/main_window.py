@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         self.results: list[Any] = []
         self._latest_request = 0
         self._library_items: list[GridItem] = []
+        self._mtime_by_id: dict[int, int] = {}  # thumbnails are keyed by (path, mtime)
         self._index_thread: QThread | None = None
         self._index_worker: IndexWorker | None = None
         self.last_index_report: Any = None
@@ -366,7 +367,7 @@ class MainWindow(QMainWindow):
         calibration = self.calibration()
         min_score = self.settings.min_score or None
         self.results = self.hits.rank(calibration, top_k=None, min_score=min_score)
-        mtimes = self._mtimes()
+        mtimes = self._mtime_by_id
         self.grid_model.set_items(
             [
                 GridItem(r.image_id, r.path, mtimes.get(r.image_id, 0), r.score, r.raw, r.variant)
@@ -377,9 +378,6 @@ class MainWindow(QMainWindow):
         self._update_empty_state()
         self.statusBar().showMessage(f"{len(self.results)} result(s) for “{self.hits.query}”", 5000)
         self.results_shown.emit()
-
-    def _mtimes(self) -> dict[int, int]:
-        return {item.image_id: item.mtime_ns for item in self._library_items}
 
     # Search -----------------------------------------------------------------------------
     @Slot()
@@ -532,6 +530,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_library_listed(self, images: list[Any]) -> None:
         self._library_items = [GridItem(i.id, i.path, i.mtime_ns) for i in images]
+        # Built once per listing, not on every slider move over a large library.
+        self._mtime_by_id = {item.image_id: item.mtime_ns for item in self._library_items}
         if self.hits is None:
             self.grid_model.set_items(self._library_items)
         self._update_empty_state()

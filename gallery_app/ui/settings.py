@@ -39,6 +39,7 @@ class Settings(QObject):
         super().__init__(parent)
         self.path = path or settings_path()
         self.load_error: str | None = None
+        self._dirty = False  # changed since the file was last written
         try:
             self._values = load_settings(self.path)
         except ConfigError as exc:
@@ -120,8 +121,6 @@ class Settings(QObject):
             return str(exc)
         self._dirty = False
         return None
-
-    _dirty = False
 
     def _update(self, values: UserSettings) -> None:
         self._values = values
