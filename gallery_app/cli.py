@@ -158,8 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_gui(args: argparse.Namespace) -> int:
     """No subcommand: open the desktop window."""
-    from gallery_app.core.library import default_data_dir
-
     try:
         from gallery_app.ui.app import run_app
     except ImportError as exc:  # e.g. a Qt platform library missing
@@ -168,8 +166,7 @@ def run_gui(args: argparse.Namespace) -> int:
             args.verbose,
         )
         return 1
-    data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir()
-    return run_app(data_dir, args.model, fast=args.fast)
+    return run_app(_data_dir(args), args.model, fast=args.fast)
 
 
 def _fail(message: str, verbose: bool) -> None:
