@@ -542,15 +542,14 @@ class Catalog:
 
 
 def stored_dim(path: Path) -> int | None:
-    """The vector size of an existing catalog, without knowing its model's details."""
+    """The vector size of an existing catalog, or None when there is none or it cannot be
+    read (opening it as a library then says why)."""
     if not path.exists():
         return None
     try:
-        with sqlite3.connect(_read_only_uri(path), uri=True) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-    except sqlite3.DatabaseError:
+        return read_identity(path)[1]
+    except CorruptCatalog:
         return None
-    return int(row[0]) if row else None
 
 
 def read_identity(path: Path) -> tuple[str, int]:
