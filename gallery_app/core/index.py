@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -25,6 +26,12 @@ DEFAULT_EF_SEARCH = 100
 # Format 2 adds the index file's size and CRC-32: hnswlib trusts the offsets in its file, and
 # one damaged header byte is enough to crash the process on the first query.
 SIDECAR_FORMAT = 2
+# Vectors are stored L2-normalized by us, in hnswlib's inner-product space: cosine, with the
+# stored bytes exactly ours, so an identical vector can be recognised after a reload. (An
+# index saved in the cosine space holds normalized vectors too and loads unchanged.)
+SPACE = "ip"
+# A new vector is compared byte for byte with its nearest node when they are this close.
+DUPLICATE_DISTANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class IndexState:
     deleted: frozenset[int]
     size: int | None = None  # of the index file it describes (None: format-1 sidecar)
     crc32: int | None = None
+    aliases: tuple[tuple[int, int], ...] = ()  # (id, node id) of vectors stored once, by node
 
     def describes(self, size: int, crc32: int) -> bool:
         return self.size == size and self.crc32 == crc32
@@ -45,6 +53,7 @@ class IndexState:
             "deleted": sorted(self.deleted),
             "size": self.size,
             "crc32": self.crc32,
+            "aliases": [list(pair) for pair in self.aliases],
         }
 
 
@@ -70,7 +79,7 @@ class VectorIndex:
         self.dim = dim
         self.ef_search = ef_search
         self._lock = threading.Lock()
-        self._index = hnswlib.Index(space="cosine", dim=dim)
+        self._index = hnswlib.Index(space=SPACE, dim=dim)
         self._index.init_index(
             max_elements=max(capacity, 16),
             ef_construction=ef_construction,
@@ -79,6 +88,7 @@ class VectorIndex:
         )
         self._index.set_ef(ef_search)
         self._deleted: set[int] = set()
+        self._init_duplicates()
 
     @classmethod
     def load(
@@ -103,7 +113,7 @@ class VectorIndex:
         self.dim = dim
         self.ef_search = ef_search
         self._lock = threading.Lock()
-        self._index = hnswlib.Index(space="cosine", dim=dim)
+        self._index = hnswlib.Index(space=SPACE, dim=dim)
         self._index.load_index(str(path), max_elements=0, allow_replace_deleted=True)
         if self._index.dim != dim:
             raise ValueError(f"index dim {self._index.dim} != {dim}")
@@ -113,6 +123,12 @@ class VectorIndex:
             self._deleted = {label for label in labels if not self._has_live(label)}
         else:
             self._deleted = set(state.deleted) & set(labels)
+        self._init_duplicates()
+        nodes = set(labels) - self._deleted
+        for alias, node in state.aliases:
+            if node in nodes and alias not in nodes:
+                self._node_of[alias] = node
+                self._copies.setdefault(node, set()).add(alias)
         return self, state
 
     def _has_live(self, label: int) -> bool:
@@ -122,52 +138,166 @@ class VectorIndex:
             return False
         return True
 
+    def _init_duplicates(self) -> None:
+        # Identical vectors (copies, hard links, the same photo in two folders) are one graph
+        # node: many nodes at distance 0 from each other cut a graph into pieces that a search
+        # never leaves. _node_of maps such an id to the node holding its vector, _copies the
+        # other way, _digest_of the nodes added in this process to their vectors' digests.
+        self._node_of: dict[int, int] = {}
+        self._copies: dict[int, set[int]] = {}
+        self._digest_of: dict[int, bytes] = {}
+        self._node_of_digest: dict[bytes, int] = {}
+
     def __len__(self) -> int:
         with self._lock:
-            return self._index.get_current_count() - len(self._deleted)
+            return self._index.get_current_count() - len(self._deleted) + len(self._node_of)
 
     def live_ids(self) -> set[int]:
         with self._lock:
-            return set(self._index.get_ids_list()) - self._deleted
+            return (set(self._index.get_ids_list()) - self._deleted) | set(self._node_of)
+
+    @property
+    def node_count(self) -> int:
+        """Graph nodes: one per distinct live vector."""
+        with self._lock:
+            return self._index.get_current_count() - len(self._deleted)
 
     @property
     def capacity(self) -> int:
         return int(self._index.get_max_elements())
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
-        """Insert or update vectors under integer ids (re-adding a deleted id restores it)."""
+        """Insert or update vectors under integer ids (re-adding a deleted id restores it).
+
+        A vector identical to one already in the graph is not inserted again: its id becomes
+        a copy of that node, returned beside it by query().
+        """
         labels = np.asarray(ids, dtype=np.int64).reshape(-1)
-        data = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(labels), self.dim)
+        data = _normalized(np.asarray(vectors, dtype=np.float32).reshape(len(labels), self.dim))
         if len(labels) == 0:
             return
+        # The last vector given for an id wins, as with hnswlib.
+        last = {int(label): row for row, label in enumerate(labels.tolist())}
+        rows = sorted(last.values())
+        labels, data = labels[rows], data[rows]
+        digests = [_digest(row) for row in data]
         with self._lock:
-            known = set(self._index.get_ids_list())
-            is_known = np.array([int(label) in known for label in labels], dtype=bool)
-            for label in labels[is_known]:
-                if int(label) in self._deleted:
-                    # With replace-deleted on, hnswlib refuses to update a deleted label.
-                    self._index.unmark_deleted(int(label))
-                    self._deleted.discard(int(label))
-            if is_known.any():
-                # Known labels are updated in place; replace_deleted=True would put the new
-                # vector in some other deleted slot and leave the old one live (a duplicate).
-                self._index.add_items(data[is_known], labels[is_known], replace_deleted=False)
-            new = ~is_known
-            if new.any():
-                reusable = min(len(self._deleted), int(new.sum()))
-                needed = self._index.get_current_count() + int(new.sum()) - reusable
-                if needed > self._index.get_max_elements():
-                    self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
-                self._index.add_items(data[new], labels[new], replace_deleted=True)
-                if self._deleted:
-                    # Reused slots drop their old labels from hnswlib: forget them too.
-                    self._deleted &= set(self._index.get_ids_list())
+            pending: list[int] = []  # rows to decide against the graph
+            for row, label in enumerate(labels.tolist()):
+                if self._unchanged(label, digests[row]):
+                    continue
+                self._detach(label)
+                pending.append(row)
+            nodes: list[int] = []
+            first_of_digest: dict[bytes, int] = {}
+            live = self._live_labels()
+            existing = self._existing_nodes(data[pending]) if pending else []
+            for row, node in zip(pending, existing, strict=True):
+                label, digest = int(labels[row]), digests[row]
+                same = self._node_of_digest.get(digest, node)
+                if same is None and digest in first_of_digest:
+                    same = int(labels[first_of_digest[digest]])
+                if same is not None and same != label:
+                    self._node_of[label] = same
+                    self._copies.setdefault(same, set()).add(label)
+                    if label in live:  # its old vector must not stay a node
+                        self._index.mark_deleted(label)
+                        self._deleted.add(label)
+                else:
+                    first_of_digest[digest] = row
+                    nodes.append(row)
+            if nodes:
+                self._insert(labels[nodes], data[nodes])
+                for row in nodes:
+                    self._digest_of[int(labels[row])] = digests[row]
+                    self._node_of_digest[digests[row]] = int(labels[row])
+
+    def _live_labels(self) -> set[int]:
+        return set(self._index.get_ids_list()) - self._deleted
+
+    def _unchanged(self, label: int, digest: bytes) -> bool:
+        node = self._node_of.get(label, label)
+        return self._digest_of.get(node) == digest and node not in self._deleted
+
+    def _existing_nodes(self, data: npt.NDArray[np.float32]) -> list[int | None]:
+        """For each vector, the live node holding exactly the same bytes, if any."""
+        live = self._index.get_current_count() - len(self._deleted)
+        found: list[int | None] = [None] * len(data)
+        if live <= 0:
+            return found
+        self._index.set_ef(max(self.ef_search, 1))
+        labels, distances = self._index.knn_query(data, k=1)
+        close = np.flatnonzero(np.abs(distances[:, 0]) <= DUPLICATE_DISTANCE)
+        if len(close):
+            stored = np.asarray(self._index.get_items(labels[close, 0].tolist()), np.float32)
+            for row, vector in zip(close.tolist(), stored, strict=True):
+                if np.array_equal(vector, data[row]):
+                    found[row] = int(labels[row, 0])
+        return found
+
+    def _detach(self, label: int) -> int | None:
+        """Take an id out of the graph's bookkeeping before its vector changes or goes: a
+        copy is forgotten; a node with copies hands its vector to one of them."""
+        node = self._node_of.pop(label, None)
+        if node is not None:
+            self._copies[node].discard(label)
+            if not self._copies[node]:
+                del self._copies[node]
+            return None
+        digest = self._digest_of.pop(label, None)
+        if digest is not None and self._node_of_digest.get(digest) == label:
+            del self._node_of_digest[digest]
+        copies = self._copies.pop(label, None)
+        if not copies or label in self._deleted:
+            return None
+        heir = min(copies)
+        rest = copies - {heir}
+        self._node_of.pop(heir, None)
+        for other in rest:
+            self._node_of[other] = heir
+        if rest:
+            self._copies[heir] = rest
+        vector = np.asarray(self._index.get_items([label]), dtype=np.float32)
+        self._insert(np.array([heir], np.int64), vector)
+        if digest is not None:
+            self._digest_of[heir] = digest
+            self._node_of_digest[digest] = heir
+        return heir  # now a graph node
+
+    def _insert(self, labels: npt.NDArray[np.int64], data: npt.NDArray[np.float32]) -> None:
+        """hnswlib add of graph nodes (caller holds the lock): known labels in place."""
+        known = set(self._index.get_ids_list())
+        is_known = np.array([int(label) in known for label in labels], dtype=bool)
+        for label in labels[is_known]:
+            if int(label) in self._deleted:
+                # With replace-deleted on, hnswlib refuses to update a deleted label.
+                self._index.unmark_deleted(int(label))
+                self._deleted.discard(int(label))
+        if is_known.any():
+            # Known labels are updated in place; replace_deleted=True would put the new
+            # vector in some other deleted slot and leave the old one live (a duplicate).
+            self._index.add_items(data[is_known], labels[is_known], replace_deleted=False)
+        new = ~is_known
+        if new.any():
+            reusable = min(len(self._deleted), int(new.sum()))
+            needed = self._index.get_current_count() + int(new.sum()) - reusable
+            if needed > self._index.get_max_elements():
+                self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+            self._index.add_items(data[new], labels[new], replace_deleted=True)
+            if self._deleted:
+                # Reused slots drop their old labels from hnswlib: forget them too.
+                self._deleted &= set(self._index.get_ids_list())
 
     def remove(self, ids: Iterable[int]) -> None:
         with self._lock:
             present = set(self._index.get_ids_list())
             for label in map(int, ids):
-                if label in present and label not in self._deleted:
+                if label in self._node_of:
+                    self._detach(label)
+                elif label in present and label not in self._deleted:
+                    heir = self._detach(label)  # a node with copies hands its vector on first
+                    if heir is not None:
+                        present.add(heir)
                     # RuntimeError: already deleted in hnswlib, though unknown to us.
                     with contextlib.suppress(RuntimeError):
                         self._index.mark_deleted(label)
@@ -176,8 +306,13 @@ class VectorIndex:
     def query(
         self, vectors: npt.ArrayLike, k: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Nearest ids and their cosine similarities, shape (n_queries, min(k, len))."""
-        queries = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        """Nearest ids and their cosine similarities, nearest first.
+
+        k counts graph nodes; each node's identical copies follow it (same similarity), so a
+        row may hold more than k ids; short rows are padded with id -1 and similarity NaN.
+        Shape (n_queries, width), width = min(k, live nodes) when there are no copies.
+        """
+        queries = _normalized(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim))
         with self._lock:
             live = self._index.get_current_count() - len(self._deleted)
             k = min(k, live)
@@ -187,15 +322,38 @@ class VectorIndex:
                 )
             self._index.set_ef(max(self.ef_search, k))
             labels, distances = self._index.knn_query(queries, k=k)
-        # hnswlib's cosine space returns 1 - cos.
-        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+            copies = {node: sorted(c) for node, c in self._copies.items()}
+        # The ip space's distance is 1 - dot, on unit vectors 1 - cos.
+        similarity = (1.0 - distances).astype(np.float32)
+        labels = labels.astype(np.int64)
+        if not copies:
+            return labels, similarity
+        rows_ids: list[list[int]] = []
+        rows_sims: list[list[float]] = []
+        for row_labels, row_sims in zip(labels.tolist(), similarity.tolist(), strict=True):
+            ids: list[int] = []
+            sims: list[float] = []
+            for label, sim in zip(row_labels, row_sims, strict=True):
+                extra = copies.get(label, [])
+                ids += [label, *extra]
+                sims += [sim] * (1 + len(extra))
+            rows_ids.append(ids)
+            rows_sims.append(sims)
+        width = max(len(r) for r in rows_ids)
+        out_ids = np.full((len(rows_ids), width), -1, np.int64)
+        out_sims = np.full((len(rows_ids), width), np.nan, np.float32)
+        for row, (ids, sims) in enumerate(zip(rows_ids, rows_sims, strict=True)):
+            out_ids[row, : len(ids)] = ids
+            out_sims[row, : len(sims)] = sims
+        return out_ids, out_sims
 
     def get_vectors(self, ids: Iterable[int]) -> npt.NDArray[np.float32]:
         labels = [int(i) for i in ids]
         if not labels:
             return np.zeros((0, self.dim), np.float32)
         with self._lock:
-            return np.asarray(self._index.get_items(labels), dtype=np.float32)
+            nodes = [self._node_of.get(label, label) for label in labels]
+            return np.asarray(self._index.get_items(nodes), dtype=np.float32)
 
     def present_vectors(
         self, ids: Iterable[int]
@@ -206,13 +364,17 @@ class VectorIndex:
         with self._lock:
             if not labels:
                 return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+            nodes = [self._node_of.get(label, label) for label in labels]
             try:  # the usual case, in one call
-                vectors = np.asarray(self._index.get_items(labels), dtype=np.float32)
+                vectors = np.asarray(self._index.get_items(nodes), dtype=np.float32)
             except RuntimeError:  # "Label not found": keep the ones still there
                 live = set(self._index.get_ids_list()) - self._deleted
-                labels = [label for label in labels if label in live]
+                kept = [(lab, n) for lab, n in zip(labels, nodes, strict=True) if n in live]
+                labels = [lab for lab, _ in kept]
                 vectors = np.asarray(
-                    self._index.get_items(labels) if labels else np.zeros((0, self.dim)),
+                    self._index.get_items([n for _, n in kept])
+                    if kept
+                    else np.zeros((0, self.dim)),
                     dtype=np.float32,
                 ).reshape(len(labels), self.dim)
         return np.asarray(labels, np.int64), vectors
@@ -226,9 +388,10 @@ class VectorIndex:
         with self._lock:
             self._index.save_index(str(tmp))
             deleted = frozenset(self._deleted)
+            aliases = tuple(sorted(self._node_of.items()))
         _fsync(tmp)
         size, crc = _checksum(tmp)
-        state = IndexState(generation, deleted, size, crc)
+        state = IndexState(generation, deleted, size, crc, aliases)
         # The sidecar goes first and also describes the index it replaces: a crash between the
         # two replaces leaves the old index with a sidecar that still describes it exactly.
         previous = _previous_state(path, self.dim)
@@ -246,6 +409,17 @@ class VectorIndex:
         _fsync(side_tmp)
         os.replace(side_tmp, side)
         os.replace(tmp, path)
+
+
+def _normalized(data: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Unit rows in float32 (a zero row stays zero): deterministic, so equal input vectors
+    are equal stored bytes."""
+    norms = np.linalg.norm(data, axis=1, keepdims=True)
+    return np.ascontiguousarray(data / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def _digest(vector: npt.NDArray[np.float32]) -> bytes:
+    return hashlib.blake2b(vector.tobytes(), digest_size=16).digest()
 
 
 def sidecar_path(path: Path) -> Path:
@@ -267,6 +441,7 @@ def read_sidecar(path: Path, dim: int, previous: bool = False) -> IndexState:
         frozenset(int(i) for i in data["deleted"]),
         int(data["size"]) if checked else None,
         int(data["crc32"]) if checked else None,
+        tuple((int(alias), int(node)) for alias, node in data.get("aliases") or ()),
     )
 
 
