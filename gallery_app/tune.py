@@ -421,9 +421,12 @@ class Tuner:
             query, top_k=None, expand=self.expand, aggregate=self.aggregate
         ).rank(self.calibration, top_k=None)
         descending = np.array([r.score for r in everything])
-        # Photos of the library scoring higher, plus one (a judged photo may be one of them).
-        ranks = np.searchsorted(-descending, -score, side="left") + 1
-        return raw, ranks.astype(np.int64)
+        # A judged photo in the library has its rank there; one outside it ranks after the
+        # library's photos that score higher.
+        rank_of_path = {r.path: n for n, r in enumerate(everything, 1)}
+        outside = np.searchsorted(-descending, -score, side="left") + 1
+        ranks = [rank_of_path.get(images.paths[row], int(outside[n])) for n, row in enumerate(rows)]
+        return raw, np.array(ranks, dtype=np.int64)
 
     def _apply(self, _argument: str) -> None:
         chosen = self.pending[0] if self.pending is not None else self.calibration

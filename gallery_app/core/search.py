@@ -139,9 +139,10 @@ class SearchHits:
 
     `variants` are the columns of `raw`, what the ranking takes the best of (weight x score).
     With aggregate "ensemble" the first column is the ensemble vector e itself (kind
-    "ensemble"), `members` are the variants averaged into it, and any further columns are
-    broader terms asked for; with "max" each column is one variant. `variant_cosines` gives
-    each listed variant's own cosine (members, then broader terms) for any result.
+    "ensemble"; the variant itself when there is one), `members` are the variants averaged
+    into it, and any further columns are broader terms asked for; with "max" each column is
+    one variant. `variant_cosines` gives each listed variant's own cosine (members, then
+    broader terms) for any result.
     """
 
     query: str
@@ -159,7 +160,7 @@ class SearchHits:
         """Every variant encoded for this search: the ensemble's members, then the rest."""
         if self.aggregate != ENSEMBLE:
             return self.variants
-        return self.members + tuple(v for v in self.variants if v.kind != ENSEMBLE)
+        return self.members + tuple(v for v in self.variants if v.kind == BROADER)
 
     @property
     def broader(self) -> tuple[PromptVariant, ...]:
@@ -191,7 +192,11 @@ class SearchHits:
             return []
         weights = np.array([v.weight for v in self.variants], dtype=np.float64)
         weighted = calibration.score(self.raw) * weights[None, :]
-        best = np.argmax(weighted, axis=1)
+        # The winner is the best weight x score; among columns tied there (a saturated
+        # sigmoid), the one with the highest cosine. That keeps the top k of each column a
+        # superset of the top k overall (see _top_rows), ties included.
+        tied = weighted == weighted.max(axis=1, keepdims=True)
+        best = np.argmax(np.where(tied, self.raw, -np.inf), axis=1)
         rows = np.arange(len(self.image_ids))
         score = weighted[rows, best]
         raw = self.raw[rows, best]
@@ -238,7 +243,9 @@ def columns_of(
     if aggregate == MAX:
         return tuple(variants), ()
     members = tuple(v for v in variants if v.kind != BROADER)
-    return (ENSEMBLE_COLUMN, *(v for v in variants if v.kind == BROADER)), members
+    # One member is its own ensemble (e = t): the column is that variant, prompt and all.
+    first = members[0] if len(members) == 1 else ENSEMBLE_COLUMN
+    return (first, *(v for v in variants if v.kind == BROADER)), members
 
 
 def scored_columns(
