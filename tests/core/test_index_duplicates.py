@@ -103,3 +103,21 @@ def test_many_copies_do_not_hide_the_true_neighbours() -> None:
         found = {int(i) for i in labels[0] if i >= 0}
         exact = np.sort(everything @ query)[::-1][:10]
         assert np.allclose(np.sort(everything[list(found)] @ query)[::-1][:10], exact, atol=1e-5)
+
+
+def test_the_same_photo_encoded_twice_is_one_node_a_different_one_is_not() -> None:
+    """Batches change the last bits of an embedding (~1e-7); that is still the same photo."""
+    rng = np.random.default_rng(6)
+    distinct = unit(rng, 10)
+    noisy = distinct[:2] + rng.choice([-1, 1], size=(2, DIM)).astype(np.float32) * 6e-8
+    different = distinct[2:3] + 1e-3 * unit(rng, 1)
+    index = VectorIndex(DIM)
+    index.add(np.arange(10), distinct)
+    index.add([20, 21, 22, 23], np.concatenate([noisy, different, noisy[:1]]))
+    assert index.node_count == 11 and len(index) == 14
+    labels, _ = index.query(distinct[:1], k=1)
+    assert sorted(labels[0].tolist()) == [0, 20, 23]
+    # Re-adding an unchanged vector keeps its group together.
+    index.add([0], distinct[:1])
+    labels, _ = index.query(distinct[:1], k=1)
+    assert sorted(labels[0].tolist()) == [0, 20, 23] and index.node_count == 11
