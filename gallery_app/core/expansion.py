@@ -66,6 +66,10 @@ _UNCOUNTABLE = {
     "music", "sand", "water", "seafood", "sushi", "spaghetti", "pasta", "bread", "cheese",
 }  # fmt: skip
 # Words, with an inner apostrophe kept ("hallowe'en", "bird's"): a leading "-" is read apart.
+# Mass nouns take no "a": "a landscape" -> "scenery", "a chair" -> "furniture". (Zero plurals
+# such as sheep, deer and aircraft in _UNCOUNTABLE do take one.)
+_MASS_NOUNS = _UNCOUNTABLE - {"sheep", "fish", "deer", "moose", "bison", "salmon", "series",
+                              "species", "aircraft"}  # fmt: skip
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 # Punctuation between two words ends a phrase: a negation's reach, a compound modifier.
 _PHRASE_BREAK = re.compile(r"[,;:.!?()\[\]/|]")
@@ -91,7 +95,7 @@ _FUNCTION_WORDS = _ARTICLES | _NEGATIONS | _NEGATION_ENDS | {
 # "a"/"an" follow the sound, not the letter: these start with a vowel sound after a consonant
 # letter (or are read letter by letter), the next ones with a consonant sound after a vowel.
 _AN_WORDS = {
-    "hour", "hours", "hourly", "honest", "honour", "honor", "heir", "heiress", "herb", "rv",
+    "hour", "hours", "hourly", "honest", "honour", "honor", "heir", "heiress", "rv",
     "suv", "mri", "fbi", "lcd", "led", "mp3", "x", "xray", "nfl", "nba", "hdr", "sos",
 }  # fmt: skip
 _A_WORDS = {
@@ -140,7 +144,7 @@ class Entry:
 
 
 def indefinite_article(phrase: str) -> str:
-    """ "a" or "an" for the phrase that follows it, by the sound of its first word."""
+    """The article, "a" or "an", for the phrase after it, by the sound of its first word."""
     word = phrase.split(" ", 1)[0]
     if word in _AN_WORDS:
         return "an"
@@ -406,7 +410,7 @@ class Expander:
                     for i in range(first, last)
                 ):
                     break
-                phrase = " ".join(text[a:b] for a, b in words[first : last + 1])
+                phrase = " ".join(_word_at(text, words, i) for i in range(first, last + 1))
                 hit = self.dictionary.lookup(phrase)
                 if hit is not None:
                     candidates.append(_Match(first, last, words[first][0], words[last][1], *hit))
@@ -419,6 +423,10 @@ class Expander:
                 taken |= span
                 found.append(match)
         return sorted(found, key=lambda m: m.first)
+
+
+def _word_at(text: str, words: list[tuple[int, int]], index: int) -> str:
+    return text[words[index][0] : words[index][1]]
 
 
 def _gap(text: str, words: list[tuple[int, int]], left: int) -> str:
@@ -438,13 +446,13 @@ def _negated_words(text: str, words: list[tuple[int, int]]) -> set[int]:
             negated.add(i)
     i = 0
     while i < len(words):
-        if text[words[i][0] : words[i][1]] not in _NEGATIONS:
+        if _word_at(text, words, i) not in _NEGATIONS:
             i += 1
             continue
         seen_content = False
         j = i + 1
         while j < len(words) and not _PHRASE_BREAK.search(_gap(text, words, j - 1)):
-            word = text[words[j][0] : words[j][1]]
+            word = _word_at(text, words, j)
             if seen_content and word in _NEGATION_ENDS:
                 break
             negated.add(j)
@@ -467,20 +475,28 @@ def _alternatives(
     modifies_next = (
         following < len(words)
         and not _PHRASE_BREAK.search(_gap(text, words, match.last))
-        and text[words[following][0] : words[following][1]] not in _FUNCTION_WORDS
+        and _word_at(text, words, following) not in _FUNCTION_WORDS
     )
-    before = text[: match.start]
-    article = match.first > 0 and text[words[match.first - 1][0] : words[match.first - 1][1]]
-    fix_article = article in ("a", "an") and _gap(text, words, match.first - 1) == " "
+    previous = match.first - 1
+    has_article = (
+        previous >= 0
+        and _word_at(text, words, previous) in ("a", "an")
+        and _gap(text, words, previous) == " "
+    )
     doubled = _doubled_words(text)
     out = []
     for rank, (word, weight) in enumerate(options):
         replacement = pluralize(word) if match.plural else word
         if modifies_next and " " in replacement:
             continue
-        if fix_article:
-            article_start = words[match.first - 1][0]
-            before = text[:article_start] + indefinite_article(replacement) + " "
+        before = text[: match.start]
+        if has_article:
+            article = (
+                ""
+                if replacement.split(" ")[-1] in _MASS_NOUNS
+                else indefinite_article(replacement) + " "
+            )
+            before = text[: words[previous][0]] + article
         variant_text = before + replacement + text[match.end :]
         if _doubled_words(variant_text) > doubled:
             continue
