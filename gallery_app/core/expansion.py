@@ -238,7 +238,10 @@ class Dictionary:
 
 
 def parse_dictionary(data: Any, origin: str) -> tuple[dict[str, Entry], list[str]]:
-    """Validate the JSON structure; returns (entries, compounds included, heads to remove)."""
+    """Validate the JSON structure; returns (entries, heads to remove).
+
+    Compounds come back among the entries, as entries with nothing to swap in.
+    """
     if not isinstance(data, dict) or not isinstance(data.get("terms", {}), dict):
         raise ConfigError(f'{origin}: expected an object with a "terms" object')
     entries: dict[str, Entry] = {}
