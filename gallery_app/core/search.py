@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections import OrderedDict
@@ -62,8 +61,9 @@ class PromptVariant:
 
 
 def variant_kind(variant: PromptVariant | Variant) -> str:
-    """The kind a variant says it is; without one (older expanders), the query as typed is
-    the one without a source, a full-weight alternative is a synonym, a lighter one broader."""
+    """The kind a variant says it is; without one (a PromptVariant built by hand), the query
+    as typed is the one without a source, a full-weight alternative a synonym, a lighter one
+    broader."""
     kind = getattr(variant, "kind", "") or ""
     if kind:
         return str(kind)
@@ -83,7 +83,7 @@ def prompt_variants(
     if expander is None:
         expanded = [Variant(" ".join(query.lower().split()), 1.0)]
     else:
-        expanded = _expand(expander, query, broader)
+        expanded = expander.expand(query, broader=broader)
     out = []
     for v in expanded:
         if not v.text:
@@ -93,14 +93,6 @@ def prompt_variants(
             continue
         out.append(PromptVariant(v.text, encoder.prompt(v.text), v.weight, v.source, kind))
     return tuple(out)
-
-
-def _expand(expander: Expander, query: str, broader: bool) -> list[Variant]:
-    # Expanders that know kinds take broader=; older ones list broader terms always (they are
-    # filtered out above unless asked for).
-    if "broader" in inspect.signature(expander.expand).parameters:
-        return list(expander.expand(query, broader=broader))  # type: ignore[call-arg]
-    return list(expander.expand(query))
 
 
 def ensemble_vector(
@@ -382,7 +374,7 @@ class Searcher:
                 words[member] = None
                 words[pluralize(member)] = None
         prompts: dict[str, None] = {}
-        for word in words:
+        for word in words:  # broader terms too: the broader option must not need the model
             for variant in self.variants(word, broader=True):
                 prompts[_prompt(variant)] = None
         return list(prompts)
