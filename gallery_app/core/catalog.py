@@ -256,7 +256,7 @@ class Catalog:
             if statement:
                 db.execute(statement)
         db.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
             [
                 ("schema_version", str(SCHEMA_VERSION)),
                 ("model_id", self.model_id),
