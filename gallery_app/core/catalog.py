@@ -83,6 +83,8 @@ _SQLITE_AUTH = 23
 # checksums, so damage inside a page often shows up only here.
 _DECODING_ERRORS = (ValueError, TypeError, KeyError, OverflowError, UnicodeDecodeError)
 
+_UNIT_TOLERANCE = 1e-3  # float32 embeddings normalized by the encoder are within ~1e-6
+
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -616,9 +618,15 @@ class Catalog:
             if not isinstance(blob, bytes) or len(blob) != width:
                 raise ValueError(f"the vector of image {image_id} is not {width} bytes")
         matrix = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32)
-        if not np.isfinite(matrix).all():
-            raise ValueError("a stored vector holds NaN or infinite numbers")
-        return np.array([i for i, _ in rows], np.int64), matrix.reshape(len(rows), self.dim)
+        matrix = matrix.reshape(len(rows), self.dim)
+        # Vectors are stored unit-length (cosines are dot products): a changed byte in one
+        # shows as NaN or a wrong length, which no page-level check of SQLite's would see.
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.linalg.norm(matrix, axis=1)
+        if not (np.abs(norms - 1.0) <= _UNIT_TOLERANCE).all():
+            bad = int(np.argmax(~(np.abs(norms - 1.0) <= _UNIT_TOLERANCE)))
+            raise ValueError(f"the vector of image {rows[bad][0]} is not a unit vector")
+        return np.array([i for i, _ in rows], np.int64), matrix
 
     @_guarded
     def images(self, ids: Iterable[int]) -> dict[int, ImageInfo]:
