@@ -88,9 +88,13 @@ _UNIT_TOLERANCE = 1e-3  # float32 embeddings normalized by the encoder are withi
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
+class _StoredValueError(ValueError):
+    """A value read back from the catalog is not what gallery-app stores there."""
+
+
 def _guarded(method: _Method) -> _Method:
-    """Every catalog operation: an SQLite error or an undecodable stored value becomes the
-    designed error (in use, disk full, damaged ...), never a bare exception."""
+    """Every catalog read: an SQLite error or an undecodable stored value becomes the designed
+    error (in use, disk full, damaged ...), never a bare exception."""
 
     @functools.wraps(method)
     def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
@@ -99,6 +103,22 @@ def _guarded(method: _Method) -> _Method:
         except sqlite3.DatabaseError as exc:
             raise self._translate(exc) from exc
         except _DECODING_ERRORS as exc:
+            raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _guarded_write(method: _Method) -> _Method:
+    """Every catalog write: like `_guarded`, but a TypeError or ValueError from the records
+    handed in is the caller's bug, not damage; only values read back are checked."""
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
+        except _StoredValueError as exc:
             raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
 
     return wrapper  # type: ignore[return-value]
@@ -420,8 +440,8 @@ class Catalog:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
             raise GalleryError(
-                f"The library {self.path} is open read-only (another gallery-app is writing "
-                "to it); searching works, changes must wait until it is done."
+                f"The library {self.path} is open read-only, for reading (searching, tuning); "
+                "changes are made by `gallery-app index` or the window."
             )
         if self._damage is not None:
             raise CorruptCatalog(self._damaged_message(self._damage))
@@ -472,7 +492,7 @@ class Catalog:
         return _stored_int(row[0])
 
     # Folders ----------------------------------------------------------------------------
-    @_guarded
+    @_guarded_write
     def add_folder(self, path: str) -> Folder:
         """Register a folder; one inside a known folder is already covered by it."""
         with self._transaction() as db:
@@ -501,7 +521,7 @@ class Catalog:
             rows = self.db.execute("SELECT id, path FROM folders ORDER BY path").fetchall()
         return [Folder(int(i), _from_db(p)) for i, p in rows]
 
-    @_guarded
+    @_guarded_write
     def remove_folder(self, path: str) -> tuple[int, list[int]]:
         """Forget a folder and its images; returns (generation, ids of removed vectors)."""
         with self._transaction() as db:
@@ -536,7 +556,7 @@ class Catalog:
             for i, path, m, s, ok, err in rows
         }
 
-    @_guarded
+    @_guarded_write
     def write_batch(self, records: Sequence[ImageRecord]) -> tuple[int, list[int]]:
         """Upsert one batch in one transaction; returns (generation, ids in record order)."""
         if not records:
@@ -575,7 +595,7 @@ class Catalog:
                 ids.append(int(row[0]))
             return generation, ids
 
-    @_guarded
+    @_guarded_write
     def remove_images(self, ids: Iterable[int]) -> int:
         """Delete image rows; returns the new generation."""
         ids = list(ids)
@@ -702,7 +722,7 @@ class Catalog:
             found[prompt] = vector.copy()
         return found
 
-    @_guarded
+    @_guarded_write
     def store_text_vectors(self, vectors: dict[str, npt.NDArray[np.float32]]) -> None:
         if not vectors or self.read_only or self._damage:  # a cache: recomputed next time
             return
@@ -796,7 +816,7 @@ def _from_db(value: str | bytes) -> str:
         return value
     if isinstance(value, bytes):
         return os.fsdecode(value)
-    raise TypeError(f"a stored path is {type(value).__name__}, not text")
+    raise _StoredValueError(f"a stored path is {type(value).__name__}, not text")
 
 
 def _stored_int(value: object) -> int:
@@ -805,7 +825,7 @@ def _stored_int(value: object) -> int:
         return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
-    raise ValueError(f"{value!r} is not a number")
+    raise _StoredValueError(f"{value!r} is not a number")
 
 
 def is_within(path: str, folder: str) -> bool:

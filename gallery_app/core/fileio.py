@@ -18,6 +18,7 @@ from gallery_app.core.errors import DiskFull, NotRegularFile
 
 PRIVATE_FILE = 0o600  # photo paths and vectors are nobody else's business
 PRIVATE_DIR = 0o700
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to guard against
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -43,7 +44,7 @@ def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = PRIVATE_FILE)
     cleared again for the regular file that remains. A file this creates is owner-only.
     """
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), mode)
+        fd = os.open(path, flags | _NONBLOCK | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # opening a FIFO for writing with nobody reading it
             raise NotRegularFile(not_regular_message(path, os.stat(path).st_mode)) from None
@@ -54,7 +55,7 @@ def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = PRIVATE_FILE)
             raise NotRegularFile(not_regular_message(path, info.st_mode))
         if flags & os.O_CREAT and info.st_size == 0:
             os.chmod(path, mode)  # created now (or empty): owner-only whatever the umask
-        if hasattr(os, "set_blocking"):
+        if _NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import math
@@ -441,45 +442,60 @@ def inspect_hnsw(data: Buffer, dim: int) -> HnswLayout:
     labels = np.ndarray(
         (count,), "<u8", buffer=data, offset=_HEADER.size + label_offset, strides=(per_element,)
     ).astype(np.uint64)
-    if len(np.unique(labels)) != count:
+    ordered = np.sort(labels)
+    if (ordered[1:] == ordered[:-1]).any():
         raise ValueError("two elements share a label")
     deleted = labels[(records[:, 2] & _DELETE_MARK) != 0]
 
-    # Upper levels: a chain of variable-sized lists, walked in one pass over the file's tail.
-    per_level = 4 + 4 * max_m
-    tail = np.frombuffer(data, "<u4", offset=upper_at) if (size - upper_at) % 4 == 0 else None
-    if tail is None:
+    # Upper levels: a chain of variable-sized lists, one size word per element. Most are 0
+    # (level-0 only): the walk jumps over runs of zero words and stops only at real lists.
+    words_per_level = 1 + max_m
+    if (size - upper_at) % 4:
         raise ValueError("the upper-level lists do not fill the file")
-    words = tail.tolist()
-    levels = [0] * count
-    starts: list[int] = []
-    at = 0
-    for element in range(count):
-        if at >= len(words):
+    tail = np.frombuffer(data, "<u4", offset=upper_at)
+    nonzero = np.flatnonzero(tail).tolist()
+    levels = np.zeros(count, np.int64)
+    list_starts: list[int] = []  # word offset of each (element, level) list
+    list_levels: list[int] = []
+    element = at = 0
+    while True:
+        following = bisect.bisect_left(nonzero, at)
+        next_nonzero = nonzero[following] if following < len(nonzero) else len(tail)
+        skipped = min(next_nonzero - at, count - element)  # elements without upper levels
+        element += skipped
+        at += skipped
+        if element == count:
+            break
+        if at >= len(tail):
             raise ValueError(f"the file ends after {element} of {count} upper-level lists")
-        nbytes = words[at]
-        at += 1
-        if nbytes:
-            if nbytes % per_level or nbytes // per_level > max_level:
-                raise ValueError(f"element {element} has an upper-level list of {nbytes} bytes")
-            levels[element] = nbytes // per_level
-            starts.append(element)
-            starts.append(at)
-            at += nbytes // 4
-    if at != len(words):
-        raise ValueError(f"{4 * (len(words) - at)} bytes follow the last upper-level list")
+        nbytes = int(tail[at])
+        level = nbytes // (4 * words_per_level)
+        if nbytes % (4 * words_per_level) or level > max_level:
+            raise ValueError(f"element {element} has an upper-level list of {nbytes} bytes")
+        levels[element] = level
+        list_starts += range(at + 1, at + 1 + level * words_per_level, words_per_level)
+        list_levels += range(1, level + 1)
+        element += 1
+        at += 1 + nbytes // 4
+        if at > len(tail):
+            raise ValueError(f"element {element - 1}'s upper-level list runs past the file")
+    if at != len(tail):
+        raise ValueError(f"{4 * (len(tail) - at)} bytes follow the last upper-level list")
     if levels[entry] != max_level:
         raise ValueError(f"the entry point is at level {levels[entry]}, not {max_level}")
-    level_of = np.asarray(levels, np.int64)
-    for element, first in zip(starts[::2], starts[1::2], strict=True):
-        for level in range(1, levels[element] + 1):
-            at = first + (level - 1) * (per_level // 4)
-            listed = words[at] & 0xFFFF
-            if listed > max_m:
-                raise ValueError(f"element {element} lists {listed} neighbours at level {level}")
-            ids = tail[at + 1 : at + 1 + listed]
-            if listed and (int(ids.max()) >= count or int(level_of[ids].min()) < level):
-                raise ValueError(f"element {element} links to a missing node at level {level}")
+    if list_starts:
+        starts = np.asarray(list_starts, np.int64)
+        listed = tail[starts].astype(np.int64) & 0xFFFF
+        if int(listed.max()) > max_m:
+            raise ValueError(f"an upper-level list holds more than {max_m} neighbours")
+        slots = starts[:, None] + 1 + np.arange(max_m)[None, :]
+        used = np.arange(max_m)[None, :] < listed[:, None]
+        ids = tail[slots[used]].astype(np.int64)
+        wanted = np.broadcast_to(np.asarray(list_levels)[:, None], used.shape)[used]
+        if len(ids) and (
+            int(ids.max()) >= count or (levels[np.minimum(ids, count - 1)] < wanted).any()
+        ):
+            raise ValueError("an upper-level list links to a node missing at that level")
     return HnswLayout(count, max_elements, labels, frozenset(int(i) for i in deleted))
 
 

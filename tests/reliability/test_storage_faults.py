@@ -216,6 +216,42 @@ def test_an_intact_format_1_index_still_loads_with_its_own_deleted_marks(
         assert_agrees(library)
 
 
+def test_fuzzed_index_files_load_checked_or_are_refused_never_crash(tmp_path: Path) -> None:
+    """Format 1 (no checksum): the structure check alone stands between hnswlib and a damaged
+    file. Whatever loads must answer queries and take updates without crashing."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(400, 16)).astype(np.float32)
+    index = VectorIndex(16, capacity=256, m=8)
+    index.add(np.arange(400), vectors)
+    index.remove(range(0, 400, 9))
+    pristine = tmp_path / "pristine.hnsw"
+    index.save(pristine, generation=1)
+    original = pristine.read_bytes()
+    loaded = refused = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        data = bytearray(original)
+        # Half the seeds aim at the header and the graph's bookkeeping, half anywhere.
+        span = 96 + 400 * 4 if seed % 2 else len(data)
+        for offset in rng.integers(0, span, int(rng.integers(1, 5))):
+            data[int(offset)] ^= 1 << int(rng.integers(0, 8))
+        path = tmp_path / f"fuzz-{seed}.hnsw"
+        path.write_bytes(bytes(data))
+        sidecar = {"format": 1, "dim": 16, "generation": 1, "deleted": []}
+        sidecar_path(path).write_text(json.dumps(sidecar), encoding="utf-8")
+        try:
+            candidate, _ = VectorIndex.load(path, 16)
+        except (ValueError, RuntimeError, OSError):
+            refused += 1
+            continue
+        loaded += 1
+        candidate.query(vectors[:20], k=15)
+        candidate.remove([1, 2, 3])
+        candidate.add([1, 500], vectors[:2])
+        candidate.query(vectors[20:40], k=50)
+    assert loaded + refused == 60 and refused > 0
+
+
 def test_a_huge_capacity_in_the_header_is_not_allocated(tmp_path: Path) -> None:
     index = VectorIndex(16, capacity=64)
     index.add(np.arange(10), np.random.default_rng(0).normal(size=(10, 16)))
