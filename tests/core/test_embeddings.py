@@ -39,6 +39,12 @@ def reference_ids(processor, prompt: str, **overrides) -> torch.Tensor:
     return processor.tokenizer([prompt], return_tensors="pt", **options)["input_ids"]
 
 
+def features(output) -> np.ndarray:
+    """transformers 4.x returns the embedding tensor, 5.x a model output holding it."""
+    tensor = output.pooler_output if hasattr(output, "pooler_output") else output
+    return tensor.numpy()
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.ravel(a), np.ravel(b)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -76,15 +82,17 @@ def test_text_embedding_is_padded_and_unmasked(encoder, reference):
     model, processor = reference
     prompt = "a photo of a red car in the street."
     with torch.no_grad():
-        padded = model.get_text_features(input_ids=reference_ids(processor, prompt)).numpy()
+        padded = features(model.get_text_features(input_ids=reference_ids(processor, prompt)))
         unpadded_ids = processor.tokenizer([prompt], return_tensors="pt")["input_ids"]
-        unpadded = model.get_text_features(input_ids=unpadded_ids).numpy()
+        unpadded = features(model.get_text_features(input_ids=unpadded_ids))
         batch = processor.tokenizer(
             [prompt], padding="max_length", max_length=64, truncation=True, return_tensors="pt"
         )
-        masked = model.get_text_features(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).numpy()
+        masked = features(
+            model.get_text_features(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            )
+        )
 
     ours = encoder.encode_prompts([prompt])
     assert ours.shape == (1, encoder.dim)
