@@ -447,12 +447,13 @@ def _image_spec(image_processor: Any, model_id: str) -> ImageSpec:
 def _triple(values: Any, model_id: str, where: str, field: str) -> tuple[float, float, float]:
     if isinstance(values, (int, float)) and not isinstance(values, bool):
         values = [values] * 3
+    shown = list(values) if isinstance(values, (list, tuple)) else values
     try:
         numbers = [float(v) for v in values]
     except (TypeError, ValueError):
-        _bad_number(model_id, where, field, values, "three finite numbers")
+        _bad_number(model_id, where, field, shown, "three finite numbers")
     if len(numbers) != 3 or not all(math.isfinite(v) for v in numbers):
-        _bad_number(model_id, where, field, values, "three finite numbers")
+        _bad_number(model_id, where, field, shown, "three finite numbers")
     first, second, third = numbers
     return first, second, third
 
