@@ -44,7 +44,7 @@ def test_debug_scores_json_on_a_library_sample(indexed, capsys):
     assert set(data) == {
         "preset",
         "temperature",
-        "threshold",
+        "centre",
         "queries",
         "images",
         "diagnoses",
@@ -62,7 +62,7 @@ def test_debug_scores_json_on_a_library_sample(indexed, capsys):
             "code",
             "message",
             "suggested_temperature",
-            "suggested_threshold",
+            "suggested_centre",
         }
 
 
@@ -82,10 +82,10 @@ def test_debug_scores_table_for_named_images_and_queries(indexed, make_images, c
 
 
 def test_debug_scores_honours_preset_and_overrides(indexed, capsys):
-    args = [*indexed, "debug-scores", "--json", "--preset", "seed", "--threshold", "0.05"]
+    args = [*indexed, "debug-scores", "--json", "--preset", "seed", "--centre", "0.05"]
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
-    assert (data["preset"], data["temperature"], data["threshold"]) == ("custom", 25.0, 0.05)
+    assert (data["preset"], data["temperature"], data["centre"]) == ("custom", 25.0, 0.05)
 
 
 def test_debug_scores_on_an_empty_library_is_one_clear_line(tiny_model_dir, tmp_path):
@@ -116,7 +116,7 @@ def test_tune_piped_recommend_apply_then_search_with_the_custom_preset(indexed, 
     out = json.loads(searched.stdout)
     assert out["preset"] == "custom"
     assert out["temperature"] == pytest.approx(saved["custom_temperature"])
-    assert out["threshold"] == pytest.approx(saved["custom_threshold"])
+    assert out["centre"] == pytest.approx(saved["custom_centre"])
 
 
 def test_tune_exit_status_reports_a_failed_command(indexed):
@@ -171,7 +171,7 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
             "expected_calibration_error",
             "best_f1",
         }
-        assert set(calibration["best_f1"]) == {"threshold", "f1", "precision", "recall"}
+        assert set(calibration["best_f1"]) == {"centre", "f1", "precision", "recall"}
         assert [q["relevant"] for q in quality["per_query"]] == [3, 3, 3]
         for q in quality["per_query"]:
             assert 1 <= q["first_relevant_rank"] <= 11 - 2

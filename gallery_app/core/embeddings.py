@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -177,10 +178,11 @@ class SiglipEncoder:
         try:
             # The checkpoint's numbers are checked before any weights are allocated: a config
             # asking for 100000 x 100000 pixels must not reach the allocator.
-            config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
-            processor = AutoProcessor.from_pretrained(
-                model_id, trust_remote_code=False, **_pil_image_processor_option()
-            )
+            with _quiet_transformers():
+                config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
+                processor = AutoProcessor.from_pretrained(
+                    model_id, trust_remote_code=False, **_pil_image_processor_option()
+                )
         except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
         if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
@@ -192,15 +194,25 @@ class SiglipEncoder:
         image_spec = _image_spec(processor.image_processor, model_id)
         _check_image_size_matches(image_spec, config, model_id)
         try:
-            model = AutoModel.from_pretrained(
-                model_id,
-                config=config,
-                trust_remote_code=False,
-                use_safetensors=True,
-                dtype=torch.float32,
-            )
+            with _quiet_transformers():
+                model, loading_info = AutoModel.from_pretrained(
+                    model_id,
+                    config=config,
+                    trust_remote_code=False,
+                    use_safetensors=True,
+                    dtype=torch.float32,
+                    output_loading_info=True,
+                )
         except Exception as exc:  # transformers raises OSError, ValueError, safetensors errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
+        missing = sorted(loading_info.get("missing_keys") or ())
+        if missing:
+            # transformers would fill these with random numbers and only log a warning.
+            raise ModelUnavailable(
+                f"Model {model_id}: model.safetensors lacks {len(missing)} of the model's "
+                f"weights ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                "re-download the checkpoint or choose another with --model."
+            )
         for needed in ("get_text_features", "get_image_features", "logit_scale", "logit_bias"):
             if not hasattr(model, needed):
                 raise ModelUnavailable(
@@ -276,6 +288,25 @@ class SiglipEncoder:
                 bad_rows,
             )
         return _normalize(features)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No progress bars or config notices from transformers while loading: they would land in
+    the CLI's output (5.x draws a "Loading weights" bar). What matters is checked here and
+    raised as ModelUnavailable instead."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _pil_image_processor_option() -> dict[str, Any]:

@@ -395,3 +395,26 @@ def test_nan_vectors_never_reach_the_library(poisoned_encoder, library, make_ima
     with pytest.raises(NonFiniteVectors):
         Indexer(library, library_encoder).index([paths[0].parent])
     assert library.catalog.count() == 0
+
+
+def test_a_checkpoint_missing_weights_is_refused(model_copy: Path) -> None:
+    """transformers would initialise the missing tensors at random and only log a warning."""
+    from safetensors.torch import load_file, save_file
+
+    weights_file = model_copy / "model.safetensors"
+    tensors = load_file(weights_file)
+    dropped = next(name for name in sorted(tensors) if "vision_model" in name)
+    del tensors[dropped]
+    save_file(tensors, weights_file, metadata={"format": "pt"})
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load(str(model_copy), device="cpu")
+    assert str(model_copy) in str(caught.value)
+    assert "lacks 1 of the model's weights" in str(caught.value)
+
+
+def test_loading_prints_nothing(tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """transformers 5 draws a progress bar while loading; it must not reach the CLI's output."""
+    capfd.readouterr()
+    SiglipEncoder.load(str(tiny_model_dir), device="cpu")
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("", "")
