@@ -161,9 +161,12 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
     for mode, expand in (("without_expansion", False), ("with_expansion", True)):
         quality = data[mode]
         assert quality["expand"] is expand
-        for key in ("recall_at_1", "recall_at_5", "recall_at_10", "mean_average_precision"):
+        for key in ("hit_at_1", "recall_at_1", "recall_at_10", "mean_average_precision"):
             assert 0.0 <= quality[key] <= 1.0
+        assert quality["hit_at_1"] <= quality["hit_at_5"] <= quality["hit_at_10"]
         assert quality["recall_at_1"] <= quality["recall_at_5"] <= quality["recall_at_10"]
+        # three relevant photos per query: the first one is at most a third of them
+        assert quality["recall_at_1"] <= 1 / 3 + 1e-9
         calibration = quality["calibration"]
         assert set(calibration) == {
             "mean_score_relevant",
@@ -171,7 +174,7 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
             "expected_calibration_error",
             "best_f1",
         }
-        assert set(calibration["best_f1"]) == {"centre", "f1", "precision", "recall"}
+        assert set(calibration["best_f1"]) == {"min_score", "f1", "precision", "recall"}
         assert [q["relevant"] for q in quality["per_query"]] == [3, 3, 3]
         for q in quality["per_query"]:
             assert 1 <= q["first_relevant_rank"] <= 11 - 2
@@ -180,7 +183,13 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
 def test_eval_table(tiny_model_dir, labelled, capsys):
     assert main(["--model", str(tiny_model_dir), "eval", str(labelled)]) == 0
     out = capsys.readouterr().out
-    for label in ("recall@1", "recall@10", "mean average precision", "expected calibration"):
+    for label in (
+        "hit@1",
+        "recall@1",
+        "recall@10",
+        "mean average precision",
+        "expected calibration",
+    ):
         assert label in out
     assert "without expansion" in out and "with expansion" in out
     assert "red car" in out
