@@ -123,9 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_gui(args)
     # Paths are printed as the bytes the file system gave, even when they are not valid UTF-8;
     # a character the terminal's encoding lacks is shown as an escape instead of failing.
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(errors=_OUTPUT_ERRORS)
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=_OUTPUT_ERRORS)
     try:
         run = getattr(args, "run", None)
         if run is not None:  # subcommands that register their own handler

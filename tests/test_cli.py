@@ -195,3 +195,137 @@ def test_fast_mode_indexes_into_the_same_library(tiny_model_dir: Path, make_imag
     searched = run_cli(*common, "search", "dog", "--json", env_extra={"GALLERY_APP_INT8": "0"})
     assert searched.returncode == 0, searched.stderr
     assert len(json.loads(searched.stdout)["results"]) == 3
+
+
+# --- what reaches the terminal (issue 10) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain/photo.jpg", "plain/photo.jpg"),
+        ("café ☕ 日本 👩‍👩‍👧 ñ", "café ☕ 日本 👩‍👩‍👧 ñ"),  # any script, emoji with joiners
+        ("a\u00a0b\u3000c", "a\u00a0b\u3000c"),  # spaces other than ASCII are text too
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("new\nline\r\ttab", "new\\nline\\r\\ttab"),
+        ("bell\x07 del\x7f", "bell\\x07 del\\x7f"),
+        ("c1 \x9b31m", "c1 \\x9b31m"),  # CSI as one character
+        ("evil\u202etxt.jpg", "evil\\u202etxt.jpg"),  # right-to-left override
+        ("iso\u2066x\u2069", "iso\\u2066x\\u2069"),
+        ("para\u2029graph", "para\\u2029graph"),
+        ("latin1 caf\udce9", "latin1 caf\udce9"),  # an undecodable byte stays that byte
+        ("c1 byte \udc9b", "c1 byte \\x9b"),  # ... unless it is a C1 control
+    ],
+)
+def test_printable_shows_control_characters_and_keeps_text(text, shown):
+    from gallery_app.cli import printable
+
+    assert printable(text) == shown
+
+
+def test_argv_text_replaces_only_undecodable_bytes():
+    from gallery_app.cli import argv_text
+
+    assert argv_text("caf\udce9 ☕") == "caf\ufffd ☕"
+    assert argv_text("café ☕") == "café ☕"
+
+
+HOSTILE_GOOD = "\x1b[31mred\nline.png"
+HOSTILE_BROKEN = "\x1b[31mbroken\n.jpg"
+
+
+def _escaped(name: str) -> bytes:
+    return name.replace("\x1b", "\\x1b").replace("\n", "\\n").encode()
+
+
+@pytest.fixture
+def hostile_library(tiny_model_dir, make_images, tmp_path):
+    """A folder holding a photo and a broken file whose names carry ESC[31m and a newline,
+    and a data folder whose own name carries an escape sequence."""
+    from PIL import Image
+
+    from conftest import random_photo
+
+    folder = make_images(2)[0].parent
+    Image.fromarray(random_photo(7)).save(folder / HOSTILE_GOOD, format="PNG")
+    (folder / HOSTILE_BROKEN).write_bytes(b"\xff\xd8 not a jpeg")
+    data = tmp_path / "data\x1b[2J"
+    return folder, ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+
+
+def _run_bytes(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gallery_app", *args], capture_output=True, timeout=300
+    )
+
+
+def test_escape_sequences_in_names_are_shown_not_played(hostile_library):
+    folder, common = hostile_library
+    indexed = _run_bytes(*common, "index", str(folder))
+    assert indexed.returncode == 0, indexed.stderr
+    assert _escaped(HOSTILE_BROKEN) in indexed.stdout  # the failure list
+    searched = _run_bytes(*common, "search", "red", "--top-k", "10")
+    assert searched.returncode == 0, searched.stderr
+    assert _escaped(HOSTILE_GOOD) in searched.stdout
+    cache = _run_bytes(*common, "cache", "info")
+    assert cache.returncode == 0, cache.stderr
+    assert b"data\\x1b[2J" in cache.stdout
+    debug = _run_bytes(
+        *common, "debug-scores", str(folder / HOSTILE_GOOD), str(folder / HOSTILE_BROKEN)
+    )
+    assert debug.returncode == 0, debug.stderr
+    assert _escaped(HOSTILE_GOOD) in debug.stdout  # best photo column and per-photo rows
+    assert b"skipped " + _escaped(str(folder / HOSTILE_BROKEN)) in debug.stdout
+    for run in (indexed, searched, cache, debug):
+        assert b"\x1b" not in run.stdout and b"\x1b" not in run.stderr
+        assert not any(line.startswith(b"line.png") for line in run.stdout.splitlines())
+
+    # --json: JSON's own escaping is the safe form, and the names come back exactly
+    as_json = _run_bytes(*common, "search", "red", "--top-k", "10", "--json")
+    assert b"\x1b" not in as_json.stdout
+    paths = {r["path"] for r in json.loads(as_json.stdout)["results"]}
+    assert str(folder / HOSTILE_GOOD) in paths
+
+
+def test_names_that_are_not_utf8_give_valid_json(tiny_model_dir, make_images, tmp_path):
+    from PIL import Image
+
+    from conftest import random_photo
+
+    folder = make_images(1)[0].parent
+    raw_name = os.path.join(os.fsencode(folder), b"latin1-caf\xe9.png")
+    Image.fromarray(random_photo(3)).save(raw_name, format="PNG")
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
+    indexed = _run_bytes(*common, "index", str(folder), "--json")
+    assert indexed.returncode == 0, indexed.stderr
+    json.loads(indexed.stdout.decode("utf-8"))  # strict UTF-8 text, valid JSON
+    searched = _run_bytes(*common, "search", "cafe", "--json")
+    assert searched.returncode == 0, searched.stderr
+    results = json.loads(searched.stdout.decode("utf-8"))["results"]
+    # a JSON reader gets the name back as Python escapes it: the exact bytes on disk
+    assert raw_name in {os.fsencode(r["path"]) for r in results}
+
+
+def test_a_query_that_is_not_utf8_is_searched_with_replacement(
+    tiny_model_dir, make_images, tmp_path
+):
+    folder = make_images(2)[0].parent
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
+    assert main([*common, "index", str(folder)]) == 0
+    query = b"caf\xe9 on the beach"  # Latin-1 bytes, as a terminal in another locale sends
+    run = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *common, "search", query, "--json"],
+        capture_output=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["query"] == "caf\ufffd on the beach"
+    assert len(out["results"]) == 2
+    table = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *common, "search", query],
+        capture_output=True,
+        timeout=300,
+    )
+    assert table.returncode == 0, table.stderr
+    assert "caf\ufffd on the beach" in table.stdout.decode("utf-8")
