@@ -386,10 +386,11 @@ def run_search(args: argparse.Namespace) -> int:
 
         saved = custom_calibration(load_settings())
     query = argv_text(args.query)
+    # Before the library opens: a bad expansions file fails fast, and holds nothing open.
+    expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
     encoder, library = _open(args, share=True)
     calibration = saved or preset(args.preset, encoder.logit_scale, encoder.logit_bias)
     calibration = calibration.with_overrides(args.temperature, args.threshold)
-    expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
     with library:
         searcher = Searcher(library, encoder, expander)
         hits = searcher.search(query, top_k=args.top_k, expand=not args.no_expand)

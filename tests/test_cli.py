@@ -242,9 +242,8 @@ def _escaped(name: str) -> bytes:
 def hostile_library(tiny_model_dir, make_images, tmp_path):
     """A folder holding a photo and a broken file whose names carry ESC[31m and a newline,
     and a data folder whose own name carries an escape sequence."""
-    from PIL import Image
-
     from conftest import random_photo
+    from PIL import Image
 
     folder = make_images(2)[0].parent
     Image.fromarray(random_photo(7)).save(folder / HOSTILE_GOOD, format="PNG")
@@ -253,61 +252,73 @@ def hostile_library(tiny_model_dir, make_images, tmp_path):
     return folder, ["--model", str(tiny_model_dir), "--data-dir", str(data)]
 
 
-def _run_bytes(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gallery_app", *args], capture_output=True, timeout=300
-    )
+def _run_bytes(capsysbinary, *args: str) -> tuple[int, bytes, bytes]:
+    """main() in this process, its output as the bytes a terminal would receive."""
+    capsysbinary.readouterr()
+    code = main(list(args))
+    out, err = capsysbinary.readouterr()
+    return code, out, err
 
 
-def test_escape_sequences_in_names_are_shown_not_played(hostile_library):
+def test_escape_sequences_in_names_are_shown_not_played(hostile_library, capsysbinary):
     folder, common = hostile_library
-    indexed = _run_bytes(*common, "index", str(folder))
-    assert indexed.returncode == 0, indexed.stderr
-    assert _escaped(HOSTILE_BROKEN) in indexed.stdout  # the failure list
-    searched = _run_bytes(*common, "search", "red", "--top-k", "10")
-    assert searched.returncode == 0, searched.stderr
-    assert _escaped(HOSTILE_GOOD) in searched.stdout
-    cache = _run_bytes(*common, "cache", "info")
-    assert cache.returncode == 0, cache.stderr
-    assert b"data\\x1b[2J" in cache.stdout
-    debug = _run_bytes(
-        *common, "debug-scores", str(folder / HOSTILE_GOOD), str(folder / HOSTILE_BROKEN)
+    code, index_out, index_err = _run_bytes(capsysbinary, *common, "index", str(folder))
+    assert code == 0, index_err
+    assert _escaped(HOSTILE_BROKEN) in index_out  # the failure list
+    code, search_out, search_err = _run_bytes(
+        capsysbinary, *common, "search", "red", "--top-k", "10"
     )
-    assert debug.returncode == 0, debug.stderr
-    assert _escaped(HOSTILE_GOOD) in debug.stdout  # best photo column and per-photo rows
-    assert b"skipped " + _escaped(str(folder / HOSTILE_BROKEN)) in debug.stdout
-    for run in (indexed, searched, cache, debug):
-        assert b"\x1b" not in run.stdout and b"\x1b" not in run.stderr
-        assert not any(line.startswith(b"line.png") for line in run.stdout.splitlines())
+    assert code == 0, search_err
+    assert _escaped(HOSTILE_GOOD) in search_out
+    code, cache_out, cache_err = _run_bytes(capsysbinary, *common, "cache", "info")
+    assert code == 0, cache_err
+    assert b"data\\x1b[2J" in cache_out
+    code, debug_out, debug_err = _run_bytes(
+        capsysbinary,
+        *common,
+        "debug-scores",
+        str(folder / HOSTILE_GOOD),
+        str(folder / HOSTILE_BROKEN),
+    )
+    assert code == 0, debug_err
+    assert _escaped(HOSTILE_GOOD) in debug_out  # best photo column and per-photo rows
+    assert b"skipped " + _escaped(str(folder / HOSTILE_BROKEN)) in debug_out
+    for shown in (index_out, index_err, search_out, search_err, cache_out, cache_err, debug_out):
+        assert b"\x1b" not in shown
+        assert not any(line.startswith((b"line.png", b".jpg")) for line in shown.splitlines())
 
     # --json: JSON's own escaping is the safe form, and the names come back exactly
-    as_json = _run_bytes(*common, "search", "red", "--top-k", "10", "--json")
-    assert b"\x1b" not in as_json.stdout
-    paths = {r["path"] for r in json.loads(as_json.stdout)["results"]}
+    code, as_json, _ = _run_bytes(capsysbinary, *common, "search", "red", "--top-k", "10", "--json")
+    assert code == 0 and b"\x1b" not in as_json
+    paths = {r["path"] for r in json.loads(as_json)["results"]}
     assert str(folder / HOSTILE_GOOD) in paths
 
 
-def test_names_that_are_not_utf8_give_valid_json(tiny_model_dir, make_images, tmp_path):
-    from PIL import Image
-
+def test_names_that_are_not_utf8_give_valid_json(
+    tiny_model_dir, make_images, tmp_path, capsysbinary
+):
     from conftest import random_photo
+    from PIL import Image
 
     folder = make_images(1)[0].parent
     raw_name = os.path.join(os.fsencode(folder), b"latin1-caf\xe9.png")
     Image.fromarray(random_photo(3)).save(raw_name, format="PNG")
     common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
-    indexed = _run_bytes(*common, "index", str(folder), "--json")
-    assert indexed.returncode == 0, indexed.stderr
-    json.loads(indexed.stdout.decode("utf-8"))  # strict UTF-8 text, valid JSON
-    searched = _run_bytes(*common, "search", "cafe", "--json")
-    assert searched.returncode == 0, searched.stderr
-    results = json.loads(searched.stdout.decode("utf-8"))["results"]
+    code, indexed, err = _run_bytes(capsysbinary, *common, "index", str(folder), "--json")
+    assert code == 0, err
+    json.loads(indexed.decode("utf-8"))  # strict UTF-8 text, valid JSON
+    code, searched, err = _run_bytes(capsysbinary, *common, "search", "cafe", "--json")
+    assert code == 0, err
+    results = json.loads(searched.decode("utf-8"))["results"]
     # a JSON reader gets the name back as Python escapes it: the exact bytes on disk
     assert raw_name in {os.fsencode(r["path"]) for r in results}
+    code, table, err = _run_bytes(capsysbinary, *common, "search", "cafe")
+    assert code == 0, err
+    assert raw_name in table  # text mode: the name as the bytes the file system gave
 
 
 def test_a_query_that_is_not_utf8_is_searched_with_replacement(
-    tiny_model_dir, make_images, tmp_path
+    tiny_model_dir, make_images, tmp_path, capsys
 ):
     folder = make_images(2)[0].parent
     common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
@@ -322,10 +333,64 @@ def test_a_query_that_is_not_utf8_is_searched_with_replacement(
     out = json.loads(run.stdout)
     assert out["query"] == "caf\ufffd on the beach"
     assert len(out["results"]) == 2
-    table = subprocess.run(
-        [sys.executable, "-m", "gallery_app", *common, "search", query],
-        capture_output=True,
-        timeout=300,
-    )
-    assert table.returncode == 0, table.stderr
-    assert "caf\ufffd on the beach" in table.stdout.decode("utf-8")
+    # the same argument in this process: Python hands it over with a surrogate escape
+    assert main([*common, "search", os.fsdecode(query)]) == 0
+    assert "caf\ufffd on the beach" in capsys.readouterr().out
+
+
+# --- a cache that cannot be written (issue 10) --------------------------------------------
+
+
+def test_cache_clear_that_cannot_delete_reports_it_and_deletes_the_rest(
+    tiny_model_dir, make_images, tmp_path, monkeypatch, capsys
+):
+    """Tests run as root, where chmod does not stop a delete: the refusal is what a
+    read-only folder gives, raised by the delete itself."""
+    folder = make_images(3)[0].parent
+    data = tmp_path / "data"
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+    assert main([*common, "index", str(folder)]) == 0
+    thumbnails = sorted((data / "thumbnails").glob("*/*.jpg"))
+    assert len(thumbnails) == 3
+    refused = thumbnails[1]
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self == refused:
+            raise OSError(30, "Read-only file system", str(self))
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    capsys.readouterr()
+    assert main([*common, "cache", "clear"]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot clear the thumbnail cache {data / 'thumbnails'}" in err
+    assert f"read-only file system at {refused}" in err
+    assert sorted((data / "thumbnails").glob("*/*.jpg")) == [refused]  # the others went
+
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert main([*common, "cache", "clear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 0
+
+
+def test_cache_rebuild_stops_at_a_cache_it_cannot_write(
+    tiny_model_dir, make_images, tmp_path, monkeypatch, capsys
+):
+    from gallery_app.core import imaging
+
+    folder = make_images(2)[0].parent
+    data = tmp_path / "data"
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+    assert main([*common, "index", str(folder)]) == 0
+    assert main([*common, "cache", "clear"]) == 0
+    capsys.readouterr()
+
+    def read_only_put(self, image_path, mtime_ns, thumbnail):
+        raise OSError(30, "Read-only file system", str(self.folder / "ab"))
+
+    monkeypatch.setattr(imaging.ThumbnailCache, "put", read_only_put)
+    assert main([*common, "cache", "rebuild"]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot write thumbnails to {data / 'thumbnails'} (0 made so far)" in err
+    assert "read-only file system" in err
+    assert "could not be read" not in err  # the originals are fine: it is the cache

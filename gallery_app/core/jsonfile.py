@@ -78,7 +78,7 @@ def read_regular_file(
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise error(f"Cannot read {what} {path}: {describe_os_error(exc, path)}.") from exc
+        raise error(f"Cannot read {what}: {describe_os_error(exc, path)}.") from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -99,7 +99,7 @@ def read_regular_file(
             raise error(f"{what} {path} is more than the {max_bytes} bytes allowed.{tail}")
         return b"".join(chunks)
     except OSError as exc:
-        raise error(f"Cannot read {what} {path}: {describe_os_error(exc, path)}.") from exc
+        raise error(f"Cannot read {what}: {describe_os_error(exc, path)}.") from exc
     finally:
         os.close(fd)
 

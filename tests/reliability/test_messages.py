@@ -11,8 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,9 +129,7 @@ FAULTS = [
         "search-name-not-utf8",
         "search",
         "gallery_app.core.library:Library.__init__",
-        lambda: UnicodeEncodeError(
-            "utf-8", "/data/caf\udce9", 9, 10, "surrogates not allowed"
-        ),
+        lambda: UnicodeEncodeError("utf-8", "/data/caf\udce9", 9, 10, "surrogates not allowed"),
         ("/data/caf", "not valid UTF-8", "rename it"),
     ),
     Fault(
@@ -299,9 +295,8 @@ def argv(command: str, common: list[str], tmp_path: Path, photo: str) -> list[st
 @pytest.fixture(scope="module")
 def prepared(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A data folder with one indexed photo and its thumbnail, shared by every fault."""
-    from PIL import Image
-
     from conftest import random_photo
+    from PIL import Image
 
     root = tmp_path_factory.mktemp("faults")
     photos = root / "photos"
@@ -372,15 +367,6 @@ def test_verbose_shows_the_traceback_of_a_bug(prepared, monkeypatch, capsys, cap
     assert "Traceback" in caplog.text and "KeyError: 'vector_id'" in caplog.text
 
 
-def run_cli(*args: str | bytes, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gallery_app", *args],
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     ("file_name", "content"),
     [
@@ -400,21 +386,18 @@ def run_cli(*args: str | bytes, env: dict[str, str] | None = None) -> subprocess
         "expansions-huge-int",
     ],
 )
-def test_hostile_config_files_name_themselves(prepared, tmp_path, file_name, content):
-    """Run as a user runs it (a real process, a real file): nothing is monkeypatched."""
+def test_hostile_config_files_name_themselves(
+    prepared, tmp_path, monkeypatch, capsys, file_name, content
+):
+    """A real file, as a user would leave it: nothing is monkeypatched but the config folder."""
     config = tmp_path / "config"
     config.mkdir()
     (config / file_name).write_text(content)
+    monkeypatch.setenv("GALLERY_APP_CONFIG_DIR", str(config))
     preset = ["--preset", "custom"] if file_name == "settings.json" else []
-    run = run_cli(
-        *prepared["common"],
-        "search",
-        "dog",
-        *preset,
-        env={"GALLERY_APP_CONFIG_DIR": str(config)},
-    )
-    err = run.stderr.decode()
-    assert run.returncode == 1, err
+    capsys.readouterr()
+    assert main([*prepared["common"], "search", "dog", *preset]) == 1
+    err = capsys.readouterr().err
     assert str(config / file_name) in err
     assert "delete it" in err
     assert "Traceback" not in err and "unexpected" not in err.lower()
