@@ -394,3 +394,27 @@ def test_cache_rebuild_stops_at_a_cache_it_cannot_write(
     assert f"Cannot write thumbnails to {data / 'thumbnails'} (0 made so far)" in err
     assert "read-only file system" in err
     assert "could not be read" not in err  # the originals are fine: it is the cache
+
+
+def test_log_lines_show_control_characters_but_keep_tracebacks():
+    import logging
+
+    from gallery_app.cli import _PrintableFormatter
+
+    formatter = _PrintableFormatter("%(levelname)s %(name)s: %(message)s")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "gallery_app",
+            logging.WARNING,
+            __file__,
+            1,
+            "no thumbnail for %s",
+            ("a\x1b[2J\nb",),
+            sys.exc_info(),
+        )
+    text = formatter.format(record)
+    first, *rest = text.splitlines()
+    assert first == "WARNING gallery_app: no thumbnail for a\\x1b[2J\\nb"
+    assert rest[0].startswith("Traceback") and rest[-1] == "ValueError: boom"

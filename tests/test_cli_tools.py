@@ -234,3 +234,16 @@ def test_tune_of_a_folder_image_fails_naming_it(indexed, tmp_path, capsys):
     assert main([*indexed, "tune", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert f"Cannot read image {tmp_path}: not a regular file (a folder)" in err
+
+
+def test_tune_reads_a_piped_term_that_is_not_utf8(indexed):
+    result = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *indexed, "tune"],
+        input=b"test caf\xe9\nset 20\n",
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},  # strict decoding, as in a UTF-8 locale
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode("utf-8")
+    assert "'caf\ufffd' vs" in out and "T = 20.00" in out
