@@ -152,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 130
     except Exception as exc:  # every class a user can meet has its own words in describe_failure
-        _fail(describe_failure(exc, args), args.verbose)
+        try:
+            message = describe_failure(exc, args)
+        except Exception:  # the description must never be what fails
+            message = f"`gallery-app {args.command}` stopped on {type(exc).__name__}"
+        _fail(message, args.verbose)
         return 1
 
 
@@ -195,8 +199,15 @@ def _describe_sqlite_error(exc: Exception, args: argparse.Namespace) -> str | No
     if not isinstance(exc, sqlite3.Error):
         return None
     folder = _work_folder(args)
-    code = getattr(exc, "sqlite_errorcode", -1) & 0xFF  # the primary code, without extensions
+    code = getattr(exc, "sqlite_errorcode", None)
+    code = code & 0xFF if isinstance(code, int) else -1  # the primary code, no extension
+    damaged = (
+        f"a library catalog in {folder} is damaged: restore it from a backup, or move it aside "
+        "and run `gallery-app index` on your folders again to rebuild it"
+    )
     words = {
+        11: damaged,  # SQLITE_CORRUPT
+        26: damaged,  # SQLITE_NOTADB
         13: f"disk full at {folder}: free some space and run again",  # SQLITE_FULL
         8: f"the library in {folder} cannot be written (read-only): make it writable, or use "
         "another data folder with --data-dir",  # SQLITE_READONLY

@@ -182,6 +182,13 @@ FAULTS = [
         lambda: sqlite_error(14, "unable to open database file"),
         ("{data}", "cannot be opened"),
     ),
+    Fault(
+        "search-sqlite-damaged",
+        "search",
+        "gallery_app.core.search:Searcher.search",
+        lambda: sqlite_error(11, "database disk image is malformed"),
+        ("catalog in {data} is damaged", "rebuild"),
+    ),
     # the thumbnail cache, which needs no model
     Fault(
         "cache-clear-permission",
