@@ -242,11 +242,9 @@ def _escaped(name: str) -> bytes:
 def hostile_library(tiny_model_dir, make_images, tmp_path):
     """A folder holding a photo and a broken file whose names carry ESC[31m and a newline,
     and a data folder whose own name carries an escape sequence."""
-    from conftest import random_photo
-    from PIL import Image
-
-    folder = make_images(2)[0].parent
-    Image.fromarray(random_photo(7)).save(folder / HOSTILE_GOOD, format="PNG")
+    photos = make_images(3)
+    folder = photos[0].parent
+    photos[2].rename(folder / HOSTILE_GOOD)
     (folder / HOSTILE_BROKEN).write_bytes(b"\xff\xd8 not a jpeg")
     data = tmp_path / "data\x1b[2J"
     return folder, ["--model", str(tiny_model_dir), "--data-dir", str(data)]
@@ -297,12 +295,10 @@ def test_escape_sequences_in_names_are_shown_not_played(hostile_library, capsysb
 def test_names_that_are_not_utf8_give_valid_json(
     tiny_model_dir, make_images, tmp_path, capsysbinary
 ):
-    from conftest import random_photo
-    from PIL import Image
-
-    folder = make_images(1)[0].parent
+    photos = make_images(2)
+    folder = photos[0].parent
     raw_name = os.path.join(os.fsencode(folder), b"latin1-caf\xe9.png")
-    Image.fromarray(random_photo(3)).save(raw_name, format="PNG")
+    os.rename(photos[1], raw_name)
     common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
     code, indexed, err = _run_bytes(capsysbinary, *common, "index", str(folder), "--json")
     assert code == 0, err

@@ -305,12 +305,9 @@ def test_a_term_that_is_not_utf8_is_tested_with_replacement(encoder, library, ph
 
 
 def test_tune_output_shows_control_characters_in_names(encoder, library, make_images):
-    from conftest import random_photo
-    from PIL import Image
-
-    folder = make_images(1)[0].parent
-    hostile = folder / "\x1b[31mred\nline.png"
-    Image.fromarray(random_photo(4)).save(hostile, format="PNG")
+    photo = make_images(1)[0]
+    hostile = photo.parent / "\x1b[31mred\nline.png"
+    photo.rename(hostile)
     tuner, out, err = make_tuner(encoder, library, image=hostile)
     assert drive(tuner, "test dog\nfeedback /nowhere/\x1b[2J.csv\n") == 1
     assert "\\x1b[31mred\\nline.png" in out.getvalue()

@@ -302,14 +302,15 @@ def argv(command: str, common: list[str], tmp_path: Path, photo: str) -> list[st
 @pytest.fixture(scope="module")
 def prepared(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A data folder with one indexed photo and its thumbnail, shared by every fault."""
-    from conftest import random_photo
+    import numpy as np
     from PIL import Image
 
     root = tmp_path_factory.mktemp("faults")
     photos = root / "photos"
     photos.mkdir()
     photo = photos / "a.png"
-    Image.fromarray(random_photo(1)).save(photo)
+    pixels = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(photo)
     common = ["--model", str(tiny_model_dir), "--data-dir", str(root / "data")]
     assert main([*common, "index", str(photos)]) == 0
     return {"common": common, "photo": str(photo), "data": str(root / "data")}
