@@ -106,7 +106,7 @@ def run_debug_scores(args: argparse.Namespace) -> int:
     queries = tuple(argv_text(q) for q in args.query or DEFAULT_PROBE_QUERIES)
     for image in args.images:  # before the model loads: a bad IMAGE fails fast
         require_regular_file(image)
-    encoder, library = _open(args)
+    encoder, library = _open(args, read_only=True)
     with library:
         calibration = _current_calibration(args, encoder)
         report = build_score_report(
@@ -170,7 +170,7 @@ def run_tune(args: argparse.Namespace) -> int:
     reconfigure = getattr(sys.stdin, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="surrogateescape")
-    encoder, library = _open(args)
+    encoder, library = _open(args, read_only=True)
     with library:
         tuner = Tuner(
             encoder,

@@ -38,6 +38,14 @@ class LibraryInUse(GalleryError):
     """Another process is writing to the library (or holds a lock on its catalog)."""
 
 
+class DiskFull(GalleryError):
+    """A write failed for lack of space (ENOSPC, SQLITE_FULL); what was committed is intact."""
+
+
+class NotRegularFile(GalleryError):
+    """A library file is a FIFO, a device or a folder: opening it could hang or fill memory."""
+
+
 class StorageError(GalleryError):
     """A file or folder cannot be read or written: disk full, permission, read-only, ..."""
 
