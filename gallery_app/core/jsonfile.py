@@ -14,7 +14,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from gallery_app.core.errors import ConfigError, GalleryError, describe_os_error
+from gallery_app.core.errors import ConfigError, GalleryError, NotRegularFile, describe_os_error
+from gallery_app.core.fileio import open_regular
 
 # Far above any settings or expansions file a person writes (the built-in dictionary is
 # ~100 KiB), far below what would strain memory.
@@ -69,20 +70,22 @@ def read_regular_file(
     OSError (in words: "permission denied at PATH: ..."). `fix` ends the messages about what
     the file holds or is (an OSError's words carry their own fix)."""
     tail = f" {fix}" if fix else ""
-    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever. The
-    # kind of file is then checked on the descriptor itself, so a swap after a check on the
-    # name cannot slip a FIFO or a device in.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    # The kind of file is checked on the open descriptor (fileio.open_regular, the one place
+    # for it): a FIFO would block the read forever, /dev/zero would never end.
     try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        fd = open_regular(path)
     except FileNotFoundError:
         raise
+    except NotRegularFile as exc:
+        try:
+            kind = file_kind(os.stat(path).st_mode)
+        except OSError:
+            kind = "not a plain file"
+        raise error(f"{what} {path} is not a regular file ({kind}).{tail}") from exc
     except OSError as exc:
         raise error(f"Cannot read {what}: {describe_os_error(exc, path)}.") from exc
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{what} {path} is not a regular file ({file_kind(info.st_mode)}).{tail}")
         if info.st_size > max_bytes:
             raise error(
                 f"{what} {path} is {info.st_size} bytes, more than the {max_bytes} allowed.{tail}"
