@@ -46,6 +46,14 @@ class NotRegularFile(GalleryError):
     """A library file is a FIFO, a device or a folder: opening it could hang or fill memory."""
 
 
+class NonFiniteVectors(ModelUnavailable):
+    """The model produced NaN or infinite embeddings; `bad_rows` are the inputs affected."""
+
+    def __init__(self, message: str, bad_rows: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.bad_rows = bad_rows
+
+
 class StorageError(GalleryError):
     """A file or folder cannot be read or written: disk full, permission, read-only, ..."""
 
