@@ -193,13 +193,18 @@ class ThumbnailCache:
 
     def clear(self) -> CacheStats:
         """Delete every cached thumbnail; returns what was removed. They are made again from
-        the originals when next shown (or by `gallery-app cache rebuild`)."""
+        the originals when next shown (or by `gallery-app cache rebuild`). Raises the first
+        OSError (read-only folder, permission) after trying every file."""
         files = size = 0
+        refused: OSError | None = None
         for entry in self._entries():
             try:
                 entry_size = entry.stat().st_size
                 entry.unlink()
-            except OSError:
+            except FileNotFoundError:  # removed meanwhile by another clear
+                continue
+            except OSError as exc:
+                refused = refused or exc
                 continue
             files += 1
             size += entry_size
@@ -207,6 +212,8 @@ class ThumbnailCache:
             if len(shard.name) == 2 and shard.is_dir():
                 with contextlib.suppress(OSError):  # not empty: someone wrote meanwhile
                     shard.rmdir()
+        if refused is not None:
+            raise refused
         return CacheStats(files, size)
 
     def ensure(self, image_path: str, mtime_ns: int) -> bool:
