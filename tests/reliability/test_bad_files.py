@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
@@ -186,14 +185,14 @@ def test_unreadable_file_is_reported(library, encoder, make_images, monkeypatch)
     if os.geteuid() != 0:
         locked.chmod(0)
     else:  # root reads everything: make the open itself fail as it does for other users
-        real_open = builtins.open
+        real_open = os.open
 
         def open_denied(file, *args, **kwargs):
             if os.fspath(file) == str(locked):
                 raise PermissionError(13, "Permission denied", str(locked))
             return real_open(file, *args, **kwargs)
 
-        monkeypatch.setattr(builtins, "open", open_denied)
+        monkeypatch.setattr(os, "open", open_denied)
     try:
         report = Indexer(library, encoder).index([paths[0].parent])
     finally:
