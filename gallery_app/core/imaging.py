@@ -24,6 +24,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 # we index it without a date. The warning names no file and nobody can act on it, so it is
 # silenced here once (catch_warnings is not thread-safe, and decoding runs in a pool).
 warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
+# Pillow warns past 89 megapixels; the decode budget below is what decides (and says why).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -236,6 +238,7 @@ class DecodeBudget:
     def __init__(self, total_bytes: int) -> None:
         self.total_bytes = total_bytes
         self._used = 0
+        self.waiting = 0  # decodes waiting for memory now
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -243,7 +246,11 @@ class DecodeBudget:
         """Hold cost bytes while decoding, waiting until they are free (cost <= total)."""
         with self._changed:
             while self._used and self._used + cost > self.total_bytes:
-                self._changed.wait()
+                self.waiting += 1
+                try:
+                    self._changed.wait()
+                finally:
+                    self.waiting -= 1
             self._used += cost
         try:
             yield
@@ -272,26 +279,29 @@ def decode(
     budget = budget or DECODE_BUDGET
     try:
         with open_image(path) as (img, handle):
-            taken_at = _exif_date(img)
             width, height = img.size
             # JPEG draft decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
             wanted = max(model_px, thumbnail_px)
             img.draft("RGB", (wanted, wanted))
-            orientation = _orientation(img)
-            transposed = orientation in range(2, 9)
-            cost = decode_cost_bytes(img, transposed)
+            # Judged from the header alone (a PNG's EXIF may follow its pixels, so reading the
+            # orientation first would decode it): reserve room for a rotated copy as well.
+            cost = decode_cost_bytes(img)
             if cost > budget.total_bytes:
                 raise DecodeError(
                     f"too large to decode: {width}x{height} pixels ({img.mode}) need about "
                     f"{_mib(cost)} of memory, over the {_mib(budget.total_bytes)} decode budget; "
                     "save a smaller copy (e.g. JPEG) to index it"
                 )
-            if orientation in (5, 6, 7, 8):
-                width, height = height, width
             fingerprint = content_fingerprint(handle, os.fstat(handle.fileno()).st_size)
-            with budget.reserve(cost):
+            with budget.reserve(min(decode_cost_bytes(img, transposed=True), budget.total_bytes)):
                 img.load()
-                rgb = to_rgb(ImageOps.exif_transpose(img) if transposed else img)
+                taken_at = _exif_date(img)
+                orientation = _orientation(img)
+                if orientation in (5, 6, 7, 8):
+                    width, height = height, width
+                oriented = ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
+                rgb = to_rgb(oriented)
+                del oriented
                 thumbnail = rgb.resize(
                     _fit_within(rgb.size, thumbnail_px), Image.Resampling.BICUBIC
                 )
