@@ -475,6 +475,7 @@ def test_regular_file_check_is_made_on_the_open_descriptor(
     assert "a named pipe" in str(outcome)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # as imaging does
 def test_huge_png_is_refused_from_its_header_before_any_pixel_is_allocated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
