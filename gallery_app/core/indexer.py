@@ -193,6 +193,9 @@ class Indexer:
             report.removed += len(gone_ids)
             jobs += self._changed(folder.id, known, found, report)
         jobs = self._probe_leftovers(jobs, leftovers, report)
+        for path in leftovers:  # unchanged since, or gone: nothing left to judge
+            if any(is_within(path, root) for root in roots):
+                self.journal.settled(path)
         report.total = report.unchanged + len(jobs) + len(report.failed)
         try:
             self._run(jobs, report, progress, cancel, started)
@@ -257,9 +260,6 @@ class Indexer:
         if failed:
             _, ids = self.library.catalog.write_batch(failed)
             self.library.index.remove(ids)
-        for job in jobs:
-            if job.path in leftovers:
-                self.journal.settled(job.path)
         return kept
 
     def _run(

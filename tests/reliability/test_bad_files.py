@@ -456,3 +456,18 @@ def test_huge_png_is_refused_with_little_memory(tmp_path):
     reason, peak_mib = run.stdout.strip().splitlines()
     assert reason.startswith("too large to decode: 13000x13000 pixels (RGBA) need about 1.3 GiB")
     assert int(peak_mib) < 300  # decoding it would take 676 MiB for the pixels alone
+
+
+def test_leftover_of_a_file_since_deleted_is_dropped_and_others_are_kept(
+    library, encoder, make_images, tmp_path
+):
+    paths = make_images(2)
+    elsewhere = str(tmp_path / "other-folder" / "x.jpg")  # not indexed this run: still a suspect
+    gone = str(paths[0].parent / "deleted.jpg")
+    journal = library.folder / JOURNAL_NAME
+    journal.write_text(
+        json.dumps({"decoding": [{"path": p, "mtime_ns": 1, "size": 2} for p in (gone, elsewhere)]})
+    )
+    report = Indexer(library, encoder).index([paths[0].parent])
+    assert (report.indexed, report.failed) == (2, [])
+    assert [e["path"] for e in json.loads(journal.read_text())["decoding"]] == [elsewhere]
