@@ -175,15 +175,15 @@ def _fail(message: str, verbose: bool) -> None:
     print(f"gallery-app: error: {message}", file=sys.stderr)
 
 
-def _open(args: argparse.Namespace, share: bool = False) -> tuple[Any, Any]:
-    """Encoder + library; with share, a library another process is writing is opened
-    read-only (searching what it has committed) instead of failing with LibraryInUse."""
+def _open(args: argparse.Namespace, read_only: bool = False) -> tuple[Any, Any]:
+    """Encoder + library. Reading commands (search, tune, debug-scores) open it read_only:
+    without the writer lock, so they never keep `index` out (or each other), over what has
+    been committed so far."""
     from gallery_app.core.embeddings import (
         DEFAULT_PROMPT_TEMPLATE,
         SiglipEncoder,
         resolve_precision,
     )
-    from gallery_app.core.errors import LibraryInUse
     from gallery_app.core.library import Library
 
     encoder = SiglipEncoder.load(
@@ -191,22 +191,10 @@ def _open(args: argparse.Namespace, share: bool = False) -> tuple[Any, Any]:
         prompt_template=args.prompt_template or DEFAULT_PROMPT_TEMPLATE,
         precision=resolve_precision(args.fast),
     )
-    data_dir = _data_dir(args)
-    try:
-        library = Library(data_dir, encoder.model_id, encoder.dim)
-    except LibraryInUse as exc:
-        if not share:
-            raise
-        log.info("%s", exc)
-        print(
-            "note: another gallery-app is writing to this library; searching what it has "
-            "saved so far",
-            file=sys.stderr,
-        )
-        library = Library(data_dir, encoder.model_id, encoder.dim, read_only=True)
+    library = Library(_data_dir(args), encoder.model_id, encoder.dim, read_only=read_only)
     for warning in library.warnings:
         log.warning("%s", warning)
-    if library.repair.changed and not library.repair.rebuilt:
+    if library.repair.changed and not library.repair.rebuilt and not read_only:
         log.warning("the vector index was out of date and has been repaired from the catalog")
     return encoder, library
 
@@ -257,7 +245,7 @@ def run_search(args: argparse.Namespace) -> int:
         from gallery_app.core.settings_store import custom_calibration, load_settings
 
         saved = custom_calibration(load_settings())
-    encoder, library = _open(args, share=True)
+    encoder, library = _open(args, read_only=True)
     calibration = saved or preset(args.preset, encoder.logit_scale, encoder.logit_bias)
     calibration = calibration.with_overrides(args.temperature, args.threshold)
     expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))

@@ -96,7 +96,7 @@ def run_debug_scores(args: argparse.Namespace) -> int:
     from gallery_app.core.score_report import build_score_report
 
     queries = tuple(args.query or DEFAULT_PROBE_QUERIES)
-    encoder, library = _open(args)
+    encoder, library = _open(args, read_only=True)
     with library:
         calibration = _current_calibration(args, encoder)
         report = build_score_report(
@@ -153,7 +153,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from gallery_app.core.library import default_config_dir
     from gallery_app.tune import Tuner
 
-    encoder, library = _open(args)
+    encoder, library = _open(args, read_only=True)
     with library:
         tuner = Tuner(
             encoder,
