@@ -27,7 +27,8 @@ from gallery_app.core.calibrate import (
 )
 from gallery_app.core.errors import ConfigError, GalleryError
 from gallery_app.core.expansion import Expander
-from gallery_app.core.jsonfile import file_kind, read_regular_file
+from gallery_app.core.fileio import file_kind
+from gallery_app.core.jsonfile import read_regular_file
 from gallery_app.core.library import Library
 from gallery_app.core.probes import (
     DEFAULT_PROBE_QUERIES,
@@ -496,9 +497,9 @@ def not_regular_file(path: str | Path) -> str | None:
     """Why `path` cannot be opened as a photo without risk, or None. A named pipe blocks the
     open until something writes to it (forever), a device never ends: neither is a photo.
 
-    Checked on the name, before decoding: until `imaging.decode` checks the open descriptor
-    itself (issue 10), this keeps a FIFO given on the command line from hanging
-    `debug-scores` and `tune`. A missing or unreadable file passes here; decode names it."""
+    Checked on the name before the model loads, so a wrong argument fails at once;
+    `imaging.decode` checks the open descriptor again when the photo is read. A missing or
+    unreadable file passes here; decode names it."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
