@@ -516,6 +516,13 @@ def gui_section(ctx: Context) -> dict[str, Any]:
     return result
 
 
+def quality_section(ctx: Context) -> dict[str, Any]:
+    """SIMULATED library (issue 11): quality of ensemble vs max, exact vs hnswlib paths."""
+    import quality
+
+    return quality.measure(ctx.quick, lambda text: ctx.note("quality", text), fixtures.cache_dir())
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("limits", limits_section),
     ("decode", decode_section),
@@ -523,6 +530,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("query", query_section),
     ("index", index_section),
     ("gui", gui_section),
+    ("quality", quality_section),
 ]
 
 
@@ -549,6 +557,11 @@ def main(argv: list[str] | None = None) -> int:
             begin = time.perf_counter()
             results[name] = section(ctx)
             for key, value in results[name].items():
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    print(f"  {name}.{key}:", flush=True)
+                    for row in value:
+                        print("    " + ", ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
+                    continue
                 print(f"  {name}.{key} = {_fmt(value)}", flush=True)
             print(f"  ({time.perf_counter() - begin:.0f} s)", flush=True)
     meta = {
