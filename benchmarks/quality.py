@@ -103,28 +103,46 @@ class ModeQuality:
 
 
 MODES = ("query", "ensemble", "max", "max_broader")
+QUALITY_BATCH = 25  # concepts scored by one matrix product
 
 
-def mode_scores(
-    library: sim.SimulatedLibrary, concept: int, mode: str, calibration: Calibration
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
-    """(score, raw) of every photo for one concept's query under one aggregation mode."""
+def mode_columns(
+    library: sim.SimulatedLibrary, concept: int, mode: str
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """(text vectors scanned, their weights) for one concept's query under one mode: one
+    vector for the query alone and for the ensemble, every variant for the max modes."""
     query = library.query_text[concept]
-    synonyms = library.synonym_text[concept]
     if mode == "query":
-        raw = library.images @ query
-        return calibration.score(raw), raw
-    variants = np.vstack([query[None, :], synonyms])
-    weights = np.array([1.0] + [SYNONYM_WEIGHT] * len(synonyms))
+        return query[None, :], np.ones(1)
+    variants = np.vstack([query[None, :], library.synonym_text[concept]])
+    weights = np.array([1.0] + [SYNONYM_WEIGHT] * (len(variants) - 1))
     if mode == "ensemble":
-        raw = library.images @ ensemble_vector(variants, weights)
-        return calibration.score(raw), raw
+        return ensemble_vector(variants, weights)[None, :], np.ones(1)
     if mode == "max_broader":
         variants = np.vstack([variants, library.broader_text[library.family_of[concept]][None]])
         weights = np.append(weights, BROADER_WEIGHT)
     elif mode != "max":
         raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-    return max_aggregate(library.images @ variants.T, weights, calibration)
+    return variants, weights
+
+
+def mode_scores(
+    library: sim.SimulatedLibrary,
+    concepts: Sequence[int],
+    mode: str,
+    calibration: Calibration,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]]:
+    """(score, raw) of every photo for each concept's query under one mode: one product for
+    all the concepts' columns (a matrix product runs far faster than one scan a query)."""
+    columns = [mode_columns(library, c, mode) for c in concepts]
+    raw = library.images @ np.vstack([text for text, _ in columns]).T
+    out = []
+    first = 0
+    for text, weights in columns:
+        block = raw[:, first : first + len(text)]
+        first += len(text)
+        out.append(max_aggregate(block, weights, calibration))
+    return out
 
 
 def aggregation_quality(
@@ -138,9 +156,14 @@ def aggregation_quality(
         aps, hits, recalls, precisions_10, counts = [], [], [], [], []
         top_scores, top_relevant = [], []
         above = relevant_above = 0
+        scored: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]] = []
         for row, concept in enumerate(concepts):
+            if row % QUALITY_BATCH == 0:
+                scored = mode_scores(
+                    library, concepts[row : row + QUALITY_BATCH], mode, calibration
+                )
+            score, raw = scored[row % QUALITY_BATCH]
             relevant = library.labels[concept]
-            score, raw = mode_scores(library, concept, mode, calibration)
             pair_scores[row] = score
             order = ranking(score, raw)
             ranked = relevant[order]
@@ -314,6 +337,42 @@ def graph_index(images: npt.NDArray[np.float32], nodes: Nodes | None, key: str, 
     return index
 
 
+class PerPhotoIndex:
+    """hnswlib straight, one node a photo (copies are separate nodes): the index as it was
+    built before issue 11, kept apart from gallery_app.core so the comparison stays one."""
+
+    def __init__(self, index: Any) -> None:
+        self._index = index
+        self.ef_search = 100
+
+    @classmethod
+    def build(cls, images: npt.NDArray[np.float32], path: Path) -> PerPhotoIndex:
+        import hnswlib
+
+        from gallery_app.core.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+
+        index = hnswlib.Index(space="cosine", dim=images.shape[1])
+        if path.exists():
+            index.load_index(str(path))
+            if index.get_current_count() == len(images):
+                return cls(index)
+        index = hnswlib.Index(space="cosine", dim=images.shape[1])
+        index.init_index(len(images), ef_construction=DEFAULT_EF_CONSTRUCTION, M=DEFAULT_M)
+        index.add_items(images, np.arange(len(images)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        index.save_index(str(tmp))
+        tmp.replace(path)
+        return cls(index)
+
+    def query(
+        self, vectors: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        self._index.set_ef(max(self.ef_search, k))
+        labels, distances = self._index.knn_query(np.atleast_2d(vectors), k=k)
+        return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
+
+
 def spec_key(spec: sim.SimulationSpec, extra: str = "") -> str:
     digest = hashlib.sha256(
         (json.dumps(asdict(spec), sort_keys=True) + extra + sim.SIMULATION_VERSION).encode()
@@ -446,14 +505,17 @@ def latency(
     calibration: Calibration,
     repetitions: int,
 ) -> list[dict[str, Any]]:
-    """p50/p99 ms per (path, kind); every path and kind runs on each query in turn."""
+    """p50/p99 wall ms per (path, kind), and the p50 of CPU ms (all threads of the process:
+    the work, which waiting for a core on a shared machine does not inflate); every path and
+    kind runs on each query in turn."""
     kinds = ("plain", "ensemble", "max")
     times: dict[tuple[str, str], list[float]] = {(p, k): [] for p in paths for k in kinds}
+    cpu: dict[tuple[str, str], list[float]] = {(p, k): [] for p in paths for k in kinds}
     for repetition in range(repetitions + 1):
         for variants, weights in queries if repetition else queries[:2]:  # first: warm-up
             for name, args in paths.items():
                 for kind in kinds:
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     search_once(
                         args["path"],
                         kind,
@@ -464,12 +526,14 @@ def latency(
                     )
                     if repetition:
                         times[(name, kind)].append(time.perf_counter() - start)
+                        cpu[(name, kind)].append(time.process_time() - start_cpu)
     return [
         {
             "path": name,
             "kind": kind,
             "ms_p50": 1000 * float(np.percentile(values, 50)),
             "ms_p99": 1000 * float(np.percentile(values, 99)),
+            "cpu_ms_p50": 1000 * float(np.percentile(cpu[(name, kind)], 50)),
             "samples": len(values),
         }
         for (name, kind), values in times.items()
@@ -568,19 +632,24 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     app_row = ef_sweep(graph, nodes, images, queries, bars, [app_ef])[0]
     out["hnsw_recall_at_10"] = app_row["recall_at_10"]
     # The index as the app builds it today: one node a photo, copies included.
-    per_photo = graph_index(images, None, spec_key(spec, "per-photo"), cache / "quality")
+    per_photo = PerPhotoIndex.build(
+        images, cache / "quality" / f"{spec_key(spec, 'per-photo')}-v{INDEX_VERSION}.hnsw"
+    )
     compare = [app_ef] + ([chosen] if chosen and chosen != app_ef else [])
     for row in ef_sweep(per_photo, None, images, queries, bars, compare):
         out[f"hnsw_per_photo_recall_at_10_ef{row['ef']}"] = row["recall_at_10"]
-    exact_recalls = {}
-    half = images.astype(np.float16)
-    for name, stored in (("f32", images), ("f16", half)):
+    # The exact scan's own recall: float32 storage, and float16 storage read in float32
+    # (widened at once here; the same values as a block-by-block scan, much faster).
+    widened = images.astype(np.float16).astype(np.float32)
+    for name, stored in (("f32", images), ("f16", widened)):
         values = []
-        for query, bar in zip(queries, bars, strict=True):
-            rows, _ = exact_top(stored, query, TOP)
-            values.append(recall(images[rows] @ query, float(bar)))
-        exact_recalls[name] = float(np.mean(values))
-        out[f"exact_{name}_recall_at_10"] = exact_recalls[name]
+        for first in range(0, len(queries), 64):
+            batch = queries[first : first + 64]
+            top = np.argpartition(-(batch @ stored.T), TOP - 1, axis=1)[:, :TOP]
+            for query, rows, bar in zip(batch, top, bars[first : first + 64], strict=True):
+                values.append(recall(images[rows] @ query, float(bar)))
+        out[f"exact_{name}_recall_at_10"] = float(np.mean(values))
+    del widened
     note(
         f"recall: {len(queries)} text-cone queries (concept queries, their ensembles, two-"
         "concept phrases), recall@10 vs an exact float32 scan (a photo tied with the 10th "
@@ -594,10 +663,7 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     sizes = QUICK_LATENCY_SIZES if quick else LATENCY_SIZES
     for n in sizes:
         lib = library if n == size else sim.simulate(sim.SimulationSpec(images=n))
-        paths: dict[str, dict[str, Any]] = {
-            "exact_f32": {"path": "exact", "images": lib.images},
-            "exact_f16": {"path": "exact", "images": lib.images.astype(np.float16)},
-        }
+        paths: dict[str, dict[str, Any]] = {"exact_f32": {"path": "exact", "images": lib.images}}
         if n <= GRAPH_MAX_SIZE:
             lib_nodes = nodes if n == size else Nodes.of(lib.images)
             lib_graph = (
@@ -621,13 +687,19 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
         reps = 1 if n > FULL_SIZE else 2 if quick else 3
         for row in latency(paths, _query_set(lib, 30), calibration, reps):
             rows.append({"n": n, **{k: _round(v) for k, v in row.items()}})
+        if n <= GRAPH_MAX_SIZE:
+            # float16 storage widened block by block: several times the float32 scan with
+            # numpy's conversion, so fewer samples.
+            half = {"exact_f16": {"path": "exact", "images": lib.images.astype(np.float16)}}
+            for row in latency(half, _query_set(lib, 10), calibration, 1):
+                rows.append({"n": n, **{k: _round(v) for k, v in row.items()}})
         del lib, paths
     out["latency"] = rows
 
-    def p50(n: int, path: str, kind: str) -> float | None:
+    def p50(n: int, path: str, kind: str, key: str = "ms_p50") -> float | None:
         for row in rows:
             if row["n"] == n and row["path"] == path and row["kind"] == kind:
-                return float(row["ms_p50"])
+                return float(row[key])
         return None
 
     for n in sizes:
@@ -637,15 +709,24 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
                 value = p50(n, path, kind)
                 if value is not None:
                     out[f"{path}_{kind}_ms_{tag}"] = value
+        out[f"exact_f32_ensemble_cpu_ms_{tag}"] = p50(n, "exact_f32", "ensemble", "cpu_ms_p50")
     measured = [n for n in sizes if p50(n, "exact_f32", "ensemble") is not None]
     for kind in ("ensemble", "max"):
         out[f"exact_{kind}_crossover_n"] = crossover(
             measured, [p50(n, "exact_f32", kind) or 0.0 for n in measured], EXACT_BUDGET_MS
         )
+        # The same from CPU time: what a machine with a core free for the search would see
+        # (an upper bound there: the CPU time of all BLAS threads added up).
+        out[f"exact_{kind}_crossover_n_cpu"] = crossover(
+            measured,
+            [p50(n, "exact_f32", kind, "cpu_ms_p50") or 0.0 for n in measured],
+            EXACT_BUDGET_MS,
+        )
     note(
         f"latency: {PAGE} results a search from cached text vectors, 30 concept queries x "
         "repetitions, every path and kind in turn per query; plain = the query as typed, "
         "ensemble = the default expanded query (one vector), max = every variant scanned; "
+        "exact_f16 = float16 storage widened to float32 a block at a time (10 queries, once); "
         f"hnsw at ef {chosen or max(EF_SWEEP)} (the smallest reaching recall 0.99), not "
         f"built beyond {GRAPH_MAX_SIZE}; crossover = the size where a line through the exact "
         f"float32 p50s reaches {EXACT_BUDGET_MS:.0f} ms ({time.perf_counter() - begin:.0f} s)"

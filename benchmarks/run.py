@@ -4,7 +4,9 @@
 
 Uses the real SigLIP-base architecture (random weights, a trained SentencePiece vocab) loaded
 through SiglipEncoder.load, and generated photo-like JPEGs (12 MP and phone-sized), all cached
-under ~/.cache/gallery_app_bench. A full run (no --quick, no --only) rewrites RESULTS.md.
+under ~/.cache/gallery_app_bench. A full run (no --quick, no --only) rewrites RESULTS.md;
+`--only quality` (no --quick) rewrites only its quality parts. The quality section measures a
+SIMULATED library (simulated_library.py): directions of effects, not SigLIP's numbers.
 Each section is one function in SECTIONS: add a section by appending to that list.
 """
 
@@ -582,6 +584,13 @@ def main(argv: list[str] | None = None) -> int:
 
         (HERE / "RESULTS.md").write_text(results_md.render(results, meta), encoding="utf-8")
         print(f"wrote {HERE / 'RESULTS.md'}")
+    elif not args.quick and args.only == ["quality"]:
+        import results_md
+
+        path = HERE / "RESULTS.md"
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(results_md.splice_quality(text, results["quality"], meta), "utf-8")
+        print(f"updated the quality parts of {path}")
     return 0
 
 
