@@ -217,16 +217,16 @@ def test_swapped_vectors_give_the_worst_ranking(tmp_path: Path):
 
 def test_expansion_changes_the_variants_searched(tmp_path: Path):
     labelled = labelled_set(tmp_path)
-    # Cat photos sit on the axis of "kitten", which only expansion searches; the distractor
+    # Cat photos sit on the axis of "kitty", which only expansion searches; the distractor
     # leans towards "cat" itself.
     vectors = np.stack(
         [unit(0, 0, 1, 0), unit(0, 0, 1, 0), unit(0.1, 0, 0, 1), unit(0, 1, 0, 0), unit(0, 1, 0, 0)]
     )
-    assert any(v.text == "kitten" for v in Expander().expand("cat"))
+    assert any(v.text == "kitty" for v in Expander().expand("cat"))
     report = evaluate(
         labelled,
         ImageVectors(labelled.paths, vectors),
-        AxisEncoder({"cat": 0, "red car": 1, "kitten": 2}),
+        AxisEncoder({"cat": 0, "red car": 1, "kitty": 2}),
         Expander(),
         Calibration("custom", 10.0, 0.5),
     )
