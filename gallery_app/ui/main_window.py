@@ -338,7 +338,7 @@ class MainWindow(QMainWindow):
     def _on_slider_moved(self, value: int) -> None:
         current = self.calibration()
         if abs(current.temperature - value) >= 0.5:
-            self.settings.set_custom(float(value), current.threshold)
+            self.settings.set_custom(float(value), current.centre)
 
     def _sync_calibration_controls(self) -> None:
         calibration = self.calibration()
@@ -356,7 +356,7 @@ class MainWindow(QMainWindow):
             self.temperature_label.setText("T, c: from the model")
         else:
             self.temperature_label.setText(
-                f"T = {calibration.temperature:.1f}, c = {calibration.threshold:.3f}"
+                f"T = {calibration.temperature:.1f}, c = {calibration.centre:.3f}"
             )
 
     def _recalibrate(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSettings, QTimer, Signal
 
-from gallery_app.core.calibrate import Calibration, model_preset, seed_preset
+from gallery_app.core.calibrate import Calibration, preset_calibration, seed_preset
 from gallery_app.core.errors import ConfigError
 from gallery_app.core.settings_store import (
     SETTINGS_PRESETS,
@@ -31,7 +31,7 @@ class Settings(QObject):
     """
 
     preset_changed = Signal(str)
-    custom_changed = Signal(float, float)  # temperature, threshold c
+    custom_changed = Signal(float, float)  # temperature, centre c
     min_score_changed = Signal(float)  # 0 = off
     expand_changed = Signal(bool)
 
@@ -60,7 +60,7 @@ class Settings(QObject):
         values = self._values
         if name == "custom" and not values.has_custom:
             values = replace(
-                values, custom_temperature=DEFAULT_CUSTOM_TEMPERATURE, custom_threshold=0.0
+                values, custom_temperature=DEFAULT_CUSTOM_TEMPERATURE, custom_centre=0.0
             )
         self._update(replace(values, preset=name))
         self.preset_changed.emit(name)
@@ -68,20 +68,18 @@ class Settings(QObject):
     @property
     def custom(self) -> tuple[float, float]:
         values = self._values
-        if values.custom_temperature is None or values.custom_threshold is None:
+        if values.custom_temperature is None or values.custom_centre is None:
             return DEFAULT_CUSTOM_TEMPERATURE, 0.0
-        return values.custom_temperature, values.custom_threshold
+        return values.custom_temperature, values.custom_centre
 
-    def set_custom(self, temperature: float, threshold: float) -> None:
+    def set_custom(self, temperature: float, centre: float) -> None:
         """Choosing a T or c by hand makes the preset 'custom'."""
-        Calibration("custom", temperature, threshold)  # validates
-        changed = (temperature, threshold) != self.custom
-        self._update(
-            replace(self._values, custom_temperature=temperature, custom_threshold=threshold)
-        )
+        Calibration("custom", temperature, centre)  # validates
+        changed = (temperature, centre) != self.custom
+        self._update(replace(self._values, custom_temperature=temperature, custom_centre=centre))
         self.set_preset("custom")
         if changed:
-            self.custom_changed.emit(temperature, threshold)
+            self.custom_changed.emit(temperature, centre)
 
     @property
     def min_score(self) -> float:
@@ -104,11 +102,10 @@ class Settings(QObject):
 
     def calibration(self, logit_scale: float | None, logit_bias: float | None) -> Calibration:
         """The calibration in force; 'model' needs the loaded checkpoint's scale and bias."""
-        if self.preset == "model" and logit_scale is not None and logit_bias is not None:
-            return model_preset(logit_scale, logit_bias)
-        if self.preset in ("seed", "model"):
+        if self.preset == "model" and (logit_scale is None or logit_bias is None):
+            # Only the controls read it before the checkpoint loads; nothing is ranked yet.
             return seed_preset()
-        return Calibration("custom", *self.custom)
+        return preset_calibration(self.preset, logit_scale, logit_bias, self.custom)
 
     def flush(self) -> str | None:
         """Write pending changes now; returns an error message instead of raising."""

@@ -405,7 +405,7 @@ def test_the_window_uses_the_calibration_tune_saved(qtbot, open_window, tiny_mod
     window = open_window(str(tiny_model_dir))
     assert window.preset_box.currentText() == "custom"
     assert window.temperature_slider.value() == 33
-    assert window.calibration().threshold == pytest.approx(0.12)
+    assert window.calibration().centre == pytest.approx(0.12)
     assert window.min_score_box.value() == pytest.approx(0.2)
     assert not window.expand_box.isChecked()
 
