@@ -31,7 +31,13 @@ import numpy.typing as npt
 import simulated_library as sim
 
 from gallery_app.core.calibrate import Calibration, model_preset
-from gallery_app.core.evaluate import average_precision, expected_calibration_error, recall_at_k
+from gallery_app.core.evaluate import (
+    average_precision,
+    expected_calibration_error,
+    hit_at_k,
+    recall_at_k,
+    worst_case_order,
+)
 
 MIN_SCORE = 0.5
 TOP = 10
@@ -78,11 +84,6 @@ def max_aggregate(
     best = np.argmax(weighted, axis=1)
     rows = np.arange(len(raw))
     return weighted[rows, best], raw[rows, best]
-
-
-def ranking(score: npt.NDArray[np.float64], raw: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
-    """Photos by score, then raw cosine, then id: deterministic under ties (copies tie)."""
-    return np.lexsort((np.arange(len(score)), -raw, -score))
 
 
 # --- Quality of the aggregation modes -------------------------------------------------------
@@ -165,14 +166,14 @@ def aggregation_quality(
             score, raw = scored[row % QUALITY_BATCH]
             relevant = library.labels[concept]
             pair_scores[row] = score
-            order = ranking(score, raw)
+            # As `eval` ranks: by score, then raw; true ties (copies) against the relevant.
+            order = worst_case_order(relevant, score, raw)
             ranked = relevant[order]
             top_scores.append(score[order[:ECE_TOP]])
             top_relevant.append(ranked[:ECE_TOP])
             aps.append(average_precision(ranked))
-            # core's recall_at_k is the hit rate (issue 11 item 7 renames it hit@k).
-            hits.append(recall_at_k(ranked, TOP))
-            recalls.append(ranked[:TOP].sum() / relevant.sum())
+            hits.append(hit_at_k(ranked, TOP))
+            recalls.append(recall_at_k(ranked, TOP))
             precisions_10.append(ranked[:TOP].mean())
             is_above = score >= MIN_SCORE
             counts.append(int(is_above.sum()))
@@ -582,7 +583,7 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
         "near_duplicates": int((library.near_duplicate_of >= 0).sum()),
         "distinct_vectors": len(nodes.first_row),
         "temperature": calibration.temperature,
-        "centre": calibration.threshold,
+        "centre": calibration.centre,
         "match_cos_p5": ranges.match[0],
         "match_cos_p95": ranges.match[2],
         "sibling_cos_p50": ranges.same_family[1],
@@ -595,7 +596,7 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
         f"copies, {out['near_duplicates']} near-duplicates); cosines of true matches "
         f"{ranges.match[0]:.3f}..{ranges.match[2]:.3f}, unrelated {ranges.unrelated[0]:.3f}.."
         f"{ranges.unrelated[2]:.3f} (5th..95th percentile), T {calibration.temperature:.1f}, "
-        f"c {calibration.threshold:.3f}. Directions of effects, not SigLIP's numbers: "
+        f"c {calibration.centre:.3f}. Directions of effects, not SigLIP's numbers: "
         "`gallery-app eval` on a labelled folder with real weights is the real measure"
     )
 
@@ -610,7 +611,8 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     out["modes"] = [{k: _round(v) for k, v in asdict(m).items()} for m in modes]
     note(
         f"modes: every one of {spec.concepts} concept queries ranks all {size} photos "
-        "(ties by raw cosine, then id); precision/count at score >= 0.5 pooled / per query; "
+        "(ties by raw cosine, true ties such as copies against the relevant, as eval "
+        "ranks); precision/count at score >= 0.5 pooled / per query; "
         "ECE (10 bins) over every (query, photo) pair and over each query's first 100; "
         "hit@10 = share of queries with a relevant photo in the first 10, "
         "recall@10 = relevant in the first 10 / relevant; "

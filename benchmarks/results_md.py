@@ -181,7 +181,7 @@ def quality_summary(quality: dict[str, Any]) -> list[str]:
             "",
             f"A query has {relevant:.0f} relevant photos on average and at most 10 fit in the "
             "first 10, so true recall@10 stays small; hit@10 is the share of queries with a "
-            "relevant photo in the first 10 (what `eval` called recall@k).",
+            "relevant photo in the first 10 (`eval`'s hit@k).",
         ]
     chosen = quality.get("hnsw_ef_for_recall_0_99")
     lines += [

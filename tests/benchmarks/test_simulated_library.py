@@ -31,7 +31,7 @@ def test_cosines_fall_in_the_advertised_ranges(library: sim.SimulatedLibrary) ->
     assert ranges.unrelated[2] == pytest.approx(unrelated_high, abs=0.02)
     # The model's own centre separates the typical match from the typical non-match, and a
     # sibling concept (a cat for "dog") sits in between.
-    centre = quality.siglip_base_calibration().threshold
+    centre = quality.siglip_base_calibration().centre
     assert ranges.unrelated[1] < ranges.same_family[1] < centre < ranges.match[1]
 
 
