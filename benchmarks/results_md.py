@@ -164,6 +164,7 @@ def quality_summary(quality: dict[str, Any]) -> list[str]:
         f"unrelated pairs {quality['unrelated_cos_p5']:.3f}..{quality['unrelated_cos_p95']:.3f}"
         " (5th..95th percentile).",
         "",
+        *_quality_targets(quality),
         "| mode | mAP | precision at score >= 0.5 | photos >= 0.5 a query | ECE all pairs | "
         "ECE first 100 | hit@10 | recall@10 |",
         "|---|---|---|---|---|---|---|---|",
@@ -255,3 +256,19 @@ def _replace_block(text: str, heading: str, next_heading: str, block: str) -> st
         return text
     end = text.find(next_heading, start + len(heading))
     return text[:start] + block + ("" if end < 0 else text[end:])
+
+
+def _quality_targets(quality: dict[str, Any]) -> list[str]:
+    """The issue-11 rows of TARGETS, for a run that does not render the whole table."""
+    lines = []
+    for key, target, passes, unit in TARGETS:
+        section, _, name = key.partition(".")
+        if section != "quality":
+            continue
+        value = quality.get(name)
+        if value is None:
+            lines.append(f"- target {key} {target}: not measured in this run")
+        else:
+            met = "met" if passes(value) else "**missed**"
+            lines.append(f"- target {key} {target}: {_fmt(value)} {unit} ({met})")
+    return [*lines, ""] if lines else []
