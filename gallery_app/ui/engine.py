@@ -18,8 +18,6 @@ if TYPE_CHECKING:  # the real imports happen on the worker thread, after the win
 
 log = logging.getLogger(__name__)
 
-SEARCH_POOL = 500
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -174,8 +172,9 @@ class EngineWorker(QObject):
             return
         try:
             wanted = len(self.searcher.variants(query, expand))
-            for hits in self.searcher.search_progressive(query, top_k=SEARCH_POOL, expand=expand):
-                self.searched.emit(request_id, hits, len(hits.variants) == wanted)
+            # top_k=None: every photo, exactly, so "Hide below" and the count are the truth.
+            for hits in self.searcher.search_progressive(query, top_k=None, expand=expand):
+                self.searched.emit(request_id, hits, len(hits.listed) == wanted)
                 if request_id != self.latest_request:
                     return
         except GalleryError as exc:

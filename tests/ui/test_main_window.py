@@ -432,10 +432,10 @@ def test_synonyms_toggle_searches_again_without_expansion(
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(3)[0].parent)
     search(qtbot, window, "dog on the beach")
-    assert len(window.hits.variants) > 1
+    assert len(window.hits.listed) > 1
     with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
         window.expand_box.setChecked(False)
-    assert [v.text for v in window.hits.variants] == ["dog on the beach"]
+    assert [v.text for v in window.hits.listed] == ["dog on the beach"]
 
 
 def test_the_query_as_typed_shows_first_then_synonyms_refine_it(
@@ -444,7 +444,7 @@ def test_the_query_as_typed_shows_first_then_synonyms_refine_it(
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(5)[0].parent)
     shown = []
-    window.results_shown.connect(lambda: shown.append([v.text for v in window.hits.variants]))
+    window.results_shown.connect(lambda: shown.append([v.text for v in window.hits.listed]))
     window.search_box.setText("dog in the snow")
     with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
         window.run_search()
@@ -474,7 +474,7 @@ def test_dictionary_is_encoded_in_the_background_then_needs_no_model(
     monkeypatch.setattr(encoder, "encode_prompts", lambda p: calls.append(p) or original(p))
     search(qtbot, window, "puppies")
     assert calls == []
-    assert len(window.hits.variants) > 1
+    assert len(window.hits.listed) > 1
 
 
 def test_closing_while_the_dictionary_is_being_encoded(
