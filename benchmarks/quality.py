@@ -14,6 +14,11 @@ Three things are measured:
   float16 storage) and hnswlib candidates re-ranked exactly, over a sweep of ef;
 - latency of both paths for a plain and an expanded query at several library sizes, and the
   size where the exact scan leaves its budget (the crossover).
+
+Scores, ensembles, scans, the graph and the ranking are gallery_app.core's own
+(hits_from_vectors, ensemble_vector, matrix_cosines, VectorIndex, SearchHits.rank), so the
+figures are the app's; only the whole-library metrics vectorise rank's arithmetic, and they
+are checked against rank() on every query.
 """
 
 from __future__ import annotations
@@ -38,6 +43,22 @@ from gallery_app.core.evaluate import (
     recall_at_k,
     worst_case_order,
 )
+from gallery_app.core.index import DEFAULT_EF_SEARCH, VectorIndex
+from gallery_app.core.search import (
+    BROADER,
+    ENSEMBLE,
+    MAX,
+    MIN_CANDIDATES,
+    QUERY,
+    SYNONYM,
+    PromptVariant,
+    SearchHits,
+    _top_rows,  # the exact scan's candidate rule, as Searcher uses it
+    ensemble_vector,
+    hits_from_vectors,
+    scored_columns,
+)
+from gallery_app.core.vectors import matrix_cosines
 
 MIN_SCORE = 0.5
 TOP = 10
@@ -48,8 +69,8 @@ PAGE = 100  # results a search returns in the latency runs (a page of the grid)
 EF_SWEEP = (50, 75, 100, 150, 200, 300, 400, 600, 800)
 TARGET_RECALL = 0.99
 EXACT_BUDGET_MS = 40.0  # issue 11: an expanded query at 100k photos on this CPU
-INDEX_VERSION = 1
-F16_CHUNK = 16_384  # rows converted to float32 at a time in the float16 scan
+INDEX_VERSION = 2  # 2: gallery_app.core's VectorIndex, identical vectors one node
+CHECKED_TOP = 100  # each query's first results compared with SearchHits.rank's
 
 Note = Callable[[str], None]
 
@@ -58,32 +79,25 @@ def siglip_base_calibration() -> Calibration:
     return model_preset(sim.SIGLIP_BASE_LOGIT_SCALE, sim.SIGLIP_BASE_LOGIT_BIAS)
 
 
-# --- Aggregation (TODO(i11-retrieval): call gallery_app.core's own functions once merged) ----
+# --- Aggregation: gallery_app.core's own functions --------------------------------------
 
 
-def ensemble_vector(
-    texts: npt.NDArray[np.float32], weights: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float32]:
-    """e = normalize(sum_i w_i t_i) over unit text vectors t_i (rows of texts).
-
-    TODO(i11-retrieval): replace with the core function in gallery_app/core/search.py so that
-    the benchmark measures the app's own code.
-    """
-    combined = (np.asarray(weights, np.float64)[:, None] * texts).sum(axis=0)
-    return (combined / np.linalg.norm(combined)).astype(np.float32)
-
-
-def max_aggregate(
-    raw: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], calibration: Calibration
+def column_scores(
+    hits: SearchHits, calibration: Calibration
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
-    """(score, raw of the winning variant): max over variants of w_i sigmoid(T (cos_i - c)).
-
-    TODO(i11-retrieval): replace with the core `max` aggregation.
-    """
-    weighted = calibration.score(raw) * weights[None, :]
+    """(score, raw of the winning column) of every photo: SearchHits.rank's arithmetic (best
+    weight x sigmoid(T (cos - c)) over its columns), vectorised for whole-library metrics.
+    aggregation_quality checks it against rank() itself for every query."""
+    weights = np.array([v.weight for v in hits.variants], dtype=np.float64)
+    weighted = calibration.score(hits.raw) * weights[None, :]
     best = np.argmax(weighted, axis=1)
-    rows = np.arange(len(raw))
-    return weighted[rows, best], raw[rows, best]
+    rows = np.arange(len(hits.raw))
+    return weighted[rows, best], hits.raw[rows, best]
+
+
+def ranking(score: npt.NDArray[np.float64], raw: npt.NDArray[np.float32]) -> npt.NDArray[np.intp]:
+    """Photos by score, then raw cosine, then id, as SearchHits.rank orders them."""
+    return np.lexsort((np.arange(len(score)), -raw, -score))
 
 
 # --- Quality of the aggregation modes -------------------------------------------------------
@@ -104,46 +118,42 @@ class ModeQuality:
 
 
 MODES = ("query", "ensemble", "max", "max_broader")
-QUALITY_BATCH = 25  # concepts scored by one matrix product
 
 
-def mode_columns(
+def concept_variants(
     library: sim.SimulatedLibrary, concept: int, mode: str
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
-    """(text vectors scanned, their weights) for one concept's query under one mode: one
-    vector for the query alone and for the ensemble, every variant for the max modes."""
-    query = library.query_text[concept]
-    if mode == "query":
-        return query[None, :], np.ones(1)
-    variants = np.vstack([query[None, :], library.synonym_text[concept]])
-    weights = np.array([1.0] + [SYNONYM_WEIGHT] * (len(variants) - 1))
-    if mode == "ensemble":
-        return ensemble_vector(variants, weights)[None, :], np.ones(1)
-    if mode == "max_broader":
-        variants = np.vstack([variants, library.broader_text[library.family_of[concept]][None]])
-        weights = np.append(weights, BROADER_WEIGHT)
-    elif mode != "max":
+) -> tuple[tuple[PromptVariant, ...], npt.NDArray[np.float32], str]:
+    """(variants, their text vectors, aggregate) of one concept's query under one mode."""
+    if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-    return variants, weights
+    name = f"concept {concept}"
+    variants = [PromptVariant(name, name, 1.0, None, QUERY)]
+    text = [library.query_text[concept]]
+    if mode != "query":
+        for j, vector in enumerate(library.synonym_text[concept]):
+            variants.append(
+                PromptVariant(f"{name} s{j}", f"{name} s{j}", SYNONYM_WEIGHT, name, SYNONYM)
+            )
+            text.append(vector)
+    if mode == "max_broader":
+        family = int(library.family_of[concept])
+        variants.append(
+            PromptVariant(f"family {family}", f"family {family}", BROADER_WEIGHT, name, BROADER)
+        )
+        text.append(library.broader_text[family])
+    aggregate = MAX if mode.startswith("max") else ENSEMBLE
+    return tuple(variants), np.stack(text).astype(np.float32), aggregate
 
 
-def mode_scores(
-    library: sim.SimulatedLibrary,
-    concepts: Sequence[int],
-    mode: str,
-    calibration: Calibration,
-) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]]:
-    """(score, raw) of every photo for each concept's query under one mode: one product for
-    all the concepts' columns (a matrix product runs far faster than one scan a query)."""
-    columns = [mode_columns(library, c, mode) for c in concepts]
-    raw = library.images @ np.vstack([text for text, _ in columns]).T
-    out = []
-    first = 0
-    for text, weights in columns:
-        block = raw[:, first : first + len(text)]
-        first += len(text)
-        out.append(max_aggregate(block, weights, calibration))
-    return out
+def mode_hits(
+    library: sim.SimulatedLibrary, concept: int, mode: str, paths: tuple[str, ...]
+) -> SearchHits:
+    """Every photo's hits for one concept's query, computed as the app computes them."""
+    variants, text, aggregate = concept_variants(library, concept, mode)
+    ids = np.arange(len(library.images), dtype=np.int64)
+    return hits_from_vectors(
+        variants[0].text, variants, text, ids, paths, library.images, aggregate
+    )
 
 
 def aggregation_quality(
@@ -151,28 +161,31 @@ def aggregation_quality(
 ) -> list[ModeQuality]:
     concepts = [c for c in range(library.spec.concepts) if library.labels[c].any()]
     n = library.images.shape[0]
+    paths = tuple(f"/photos/{i}.jpg" for i in range(n))
     out = []
     for mode in modes:
         pair_scores = np.empty((len(concepts), n), np.float32)
-        aps, hits, recalls, precisions_10, counts = [], [], [], [], []
+        aps, hit_rates, recalls, precisions_10, counts = [], [], [], [], []
         top_scores, top_relevant = [], []
         above = relevant_above = 0
-        scored: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]] = []
         for row, concept in enumerate(concepts):
-            if row % QUALITY_BATCH == 0:
-                scored = mode_scores(
-                    library, concepts[row : row + QUALITY_BATCH], mode, calibration
-                )
-            score, raw = scored[row % QUALITY_BATCH]
+            hits = mode_hits(library, concept, mode, paths)
+            score, raw = column_scores(hits, calibration)
             relevant = library.labels[concept]
             pair_scores[row] = score
+            ranked_by_app = [r.image_id for r in hits.rank(calibration, top_k=CHECKED_TOP)]
+            if ranked_by_app != ranking(score, raw)[:CHECKED_TOP].tolist():
+                raise RuntimeError(
+                    f"{mode}, concept {concept}: the whole-library scores disagree with "
+                    "SearchHits.rank; column_scores no longer matches the app"
+                )
             # As `eval` ranks: by score, then raw; true ties (copies) against the relevant.
             order = worst_case_order(relevant, score, raw)
             ranked = relevant[order]
             top_scores.append(score[order[:ECE_TOP]])
             top_relevant.append(ranked[:ECE_TOP])
             aps.append(average_precision(ranked))
-            hits.append(hit_at_k(ranked, TOP))
+            hit_rates.append(hit_at_k(ranked, TOP))
             recalls.append(recall_at_k(ranked, TOP))
             precisions_10.append(ranked[:TOP].mean())
             is_above = score >= MIN_SCORE
@@ -192,7 +205,7 @@ def aggregation_quality(
                 ece_top_100=expected_calibration_error(
                     np.concatenate(top_scores), np.concatenate(top_relevant)
                 ),
-                hit_at_10=float(np.mean(hits)),
+                hit_at_10=float(np.mean(hit_rates)),
                 recall_at_10=float(np.mean(recalls)),
                 precision_at_10=float(np.mean(precisions_10)),
             )
@@ -204,78 +217,21 @@ def aggregation_quality(
 # --- The two retrieval paths -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Nodes:
-    """Identical vectors as one graph node: node -> the photos (rows) that share its vector.
-
-    TODO(i11-retrieval): use the core's de-duplication in gallery_app/core/vectors.py.
-    """
-
-    first_row: npt.NDArray[np.int64]  # (nodes,): a representative row
-    starts: npt.NDArray[np.int64]  # (nodes + 1,): CSR offsets into rows
-    rows: npt.NDArray[np.int64]  # photos grouped by node
-
-    @classmethod
-    def of(cls, images: npt.NDArray[np.float32]) -> Nodes:
-        keys = np.ascontiguousarray(images).view(np.dtype((np.void, images.shape[1] * 4)))
-        _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        counts = np.bincount(inverse, minlength=len(first))
-        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(first.astype(np.int64), starts, order.astype(np.int64))
-
-    def expand(self, nodes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        nodes = nodes[nodes >= 0]
-        if len(nodes) == 0:
-            return np.zeros(0, np.int64)
-        return np.concatenate([self.rows[self.starts[i] : self.starts[i + 1]] for i in nodes])
-
-
-def exact_top(
-    images: npt.NDArray[np.floating], text: npt.NDArray[np.float32], k: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """Exact scan: (rows, cosines) of the k best photos, by cosine then row.
-
-    float16 storage is read in chunks converted to float32, so sums accumulate in float32.
-    TODO(i11-retrieval): call the core's exact scan (gallery_app/core/vectors.py).
-    """
-    if images.dtype == np.float32:
-        raw = images @ text
-    else:
-        raw = np.empty(len(images), np.float32)
-        for first in range(0, len(images), F16_CHUNK):
-            raw[first : first + F16_CHUNK] = (
-                images[first : first + F16_CHUNK].astype(np.float32) @ text
-            )
-    return _best(np.arange(len(raw), dtype=np.int64), raw, k)
-
-
-def _best(
-    rows: npt.NDArray[np.int64], raw: npt.NDArray[np.float32], k: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    if len(raw) > k:
-        keep = np.argpartition(-raw, k - 1)[:k]
-        rows, raw = rows[keep], raw[keep]
-    order = np.lexsort((rows, -raw))
-    return rows[order], raw[order]
+def distinct_count(images: npt.NDArray[np.float32]) -> int:
+    """How many distinct vectors (bit for bit) the photos have."""
+    keys = np.ascontiguousarray(images).view(np.dtype((np.void, images.shape[1] * 4)))
+    return len(np.unique(keys.ravel()))
 
 
 def graph_top(
-    index: Any,
-    nodes: Nodes | None,
-    images: npt.NDArray[np.float32],
-    text: npt.NDArray[np.float32],
-    k: int,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """hnswlib candidates (k nodes, beam ef), their photos' cosines exact, the k best.
-
-    nodes None: the index holds one node a photo (labels are rows), as the app does today.
-    TODO(i11-retrieval): call the core's graph path.
-    """
+    index: Any, images: npt.NDArray[np.float32], text: npt.NDArray[np.float32], k: int
+) -> npt.NDArray[np.float32]:
+    """The graph path for one text vector: hnswlib's k nearest nodes (every copy of a node
+    comes with it), their photos' cosines exact; the k best cosines."""
     labels, _ = index.query(text, k)
-    found = labels[0]
-    rows = nodes.expand(found) if nodes is not None else found[found >= 0]
-    return _best(rows, images[rows] @ text, k)
+    rows = np.unique(labels[labels >= 0])
+    raw = matrix_cosines(images, text, rows.astype(np.intp))[:, 0]
+    return -np.sort(-raw)[:k]
 
 
 def recall(
@@ -289,17 +245,12 @@ def text_queries(library: sim.SimulatedLibrary, count: int) -> npt.NDArray[np.fl
     """Queries from the text cone: concept queries as typed, their ensembles, and phrases."""
     third = max(1, count // 3)
     concepts = np.arange(library.spec.concepts)[:third]
-    weights = np.ones(1 + library.spec.synonyms)
-    ensembles = np.stack(
-        [
-            ensemble_vector(
-                np.vstack([library.query_text[c][None], library.synonym_text[c]]), weights
-            )
-            for c in concepts
-        ]
-    )
+    ensembles = []
+    for concept in concepts:
+        variants, text, _ = concept_variants(library, int(concept), "ensemble")
+        ensembles.append(ensemble_vector(text, [v.weight for v in variants]))
     return np.vstack(
-        [library.query_text[concepts], ensembles, library.phrase_text(count - 2 * third)]
+        [library.query_text[concepts], np.stack(ensembles), library.phrase_text(count - 2 * third)]
     ).astype(np.float32)
 
 
@@ -314,23 +265,25 @@ def kth_exact(
     return out
 
 
-def graph_index(images: npt.NDArray[np.float32], nodes: Nodes | None, key: str, cache: Path) -> Any:
-    """The app's VectorIndex (its M, ef_construction) over the nodes, built once and cached."""
-    from gallery_app.core.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, VectorIndex
-
-    path = cache / f"{key}-m{DEFAULT_M}-efc{DEFAULT_EF_CONSTRUCTION}-v{INDEX_VERSION}.hnsw"
-    vectors = images[nodes.first_row] if nodes is not None else images
+def graph_index(images: npt.NDArray[np.float32], key: str, cache: Path) -> VectorIndex:
+    """The app's VectorIndex (its M, ef_construction; identical vectors one node) over every
+    photo, labels = rows; built once and cached."""
+    path = cache / f"{key}-core-v{INDEX_VERSION}.hnsw"
     if path.exists():
-        index, _ = VectorIndex.load(path, images.shape[1])
-        if len(index) == len(vectors):
-            return index
-    index = VectorIndex(images.shape[1], len(vectors))
+        try:
+            index, _ = VectorIndex.load(path, images.shape[1])
+        except (OSError, RuntimeError, ValueError):
+            pass
+        else:
+            if len(index) == len(images):
+                return index
+    index = VectorIndex(images.shape[1], len(images))
     start = time.perf_counter()
-    for first in range(0, len(vectors), 10_000):
+    for first in range(0, len(images), 10_000):
         index.add(
-            np.arange(first, min(first + 10_000, len(vectors))), vectors[first : first + 10_000]
+            np.arange(first, min(first + 10_000, len(images))), images[first : first + 10_000]
         )
-    path.with_suffix(".build.json").parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".build.json").write_text(
         json.dumps({"build_s": time.perf_counter() - start}), encoding="utf-8"
     )
@@ -383,7 +336,6 @@ def spec_key(spec: sim.SimulationSpec, extra: str = "") -> str:
 
 def ef_sweep(
     index: Any,
-    nodes: Nodes | None,
     images: npt.NDArray[np.float32],
     queries: npt.NDArray[np.float32],
     bars: npt.NDArray[np.float32],
@@ -397,7 +349,7 @@ def ef_sweep(
             recalls, times = [], []
             for query, bar in zip(queries, bars, strict=True):
                 start = time.perf_counter()
-                _, raw = graph_top(index, nodes, images, query, TOP)
+                raw = graph_top(index, images, query, TOP)
                 times.append(time.perf_counter() - start)
                 recalls.append(recall(raw, float(bar)))
             rows.append(
@@ -422,109 +374,72 @@ def smallest_ef(sweep: list[dict[str, float]], target: float = TARGET_RECALL) ->
 
 # --- Latency ---------------------------------------------------------------------------------
 
+KINDS = ("plain", "ensemble", "max")
 
-def _query_set(
-    library: sim.SimulatedLibrary, count: int
-) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]]:
-    """(variant vectors, weights) of count concept queries, the query as typed first."""
-    out = []
-    for concept in range(min(count, library.spec.concepts)):
-        variants = np.vstack([library.query_text[concept][None], library.synonym_text[concept]])
-        out.append((variants, np.ones(len(variants))))
-    return out
+
+@dataclass(frozen=True)
+class LatencyLibrary:
+    """What a search reads: the vectors (float32 or float16 storage), ids, paths, a graph."""
+
+    matrix: npt.NDArray[np.floating]
+    ids: npt.NDArray[np.int64]
+    paths: npt.NDArray[np.object_]
+    index: Any = None  # VectorIndex for the graph path
 
 
 def search_once(
     path: str,
     kind: str,
-    variants: npt.NDArray[np.float32],
-    weights: npt.NDArray[np.float64],
-    images: npt.NDArray[np.floating],
+    variants: tuple[PromptVariant, ...],
+    text: npt.NDArray[np.float32],
+    library: LatencyLibrary,
     calibration: Calibration,
-    index: Any = None,
-    nodes: Nodes | None = None,
-    exact_images: npt.NDArray[np.float32] | None = None,
-) -> npt.NDArray[np.float64]:
-    """One search from cached text vectors to a page of calibrated scores, by one path.
-
-    kind: plain (the query as typed), ensemble (the default expanded query: one vector),
-    max (every variant scanned, aggregated per photo).
-    """
+) -> list[Any]:
+    """One search from cached text vectors to a page of ranked results, by one path, with
+    the app's functions in Searcher._search's order (snapshot bookkeeping and the text cache
+    left out). kind: plain (the query as typed), ensemble (the default expanded query: one
+    vector), max (every variant scanned, the best weight x score per photo)."""
     if kind == "plain":
-        text = variants[0]
-    elif kind == "ensemble":
-        text = ensemble_vector(variants, weights)
-    elif kind == "max":
-        return _search_max(path, variants, weights, images, calibration, index, nodes, exact_images)
-    else:
-        raise ValueError(kind)
+        variants, text = variants[:1], text[:1]
+    aggregate = MAX if kind == "max" else ENSEMBLE
+    columns, members, column_text = scored_columns(variants, text, aggregate)
     if path == "exact":
-        _, raw = exact_top(images, text, PAGE)
+        scan = matrix_cosines(library.matrix, column_text)
+        positions = _top_rows(scan, PAGE)
+        raw = scan[positions]
     else:
-        assert exact_images is not None
-        _, raw = graph_top(index, nodes, exact_images, text, PAGE)
-    return calibration.score(raw)
-
-
-def _search_max(
-    path: str,
-    variants: npt.NDArray[np.float32],
-    weights: npt.NDArray[np.float64],
-    images: npt.NDArray[np.floating],
-    calibration: Calibration,
-    index: Any,
-    nodes: Nodes | None,
-    exact_images: npt.NDArray[np.float32] | None,
-) -> npt.NDArray[np.float64]:
-    if path == "exact":
-        if images.dtype == np.float32:
-            raw = images @ variants.T
-        else:
-            raw = np.empty((len(images), len(variants)), np.float32)
-            for first in range(0, len(images), F16_CHUNK):
-                raw[first : first + F16_CHUNK] = (
-                    images[first : first + F16_CHUNK].astype(np.float32) @ variants.T
-                )
-        rows = np.arange(len(images), dtype=np.int64)
-    else:
-        assert exact_images is not None
-        labels, _ = index.query(variants, PAGE)
-        found = np.unique(labels[labels >= 0])
-        rows = nodes.expand(found) if nodes is not None else found
-        raw = exact_images[rows] @ variants.T
-    score, best_raw = max_aggregate(raw, weights, calibration)
-    if len(score) > PAGE:
-        keep = np.argpartition(-score, PAGE - 1)[:PAGE]
-        rows, score, best_raw = rows[keep], score[keep], best_raw[keep]
-    order = np.lexsort((rows, -best_raw, -score))
-    return score[order]
+        labels, _ = library.index.query(column_text, max(MIN_CANDIDATES, PAGE))
+        positions = np.unique(labels[labels >= 0]).astype(np.intp)
+        raw = matrix_cosines(library.matrix, column_text, positions)
+    hits = SearchHits(
+        variants[0].text,
+        columns,
+        library.ids[positions],
+        tuple(library.paths[positions].tolist()),
+        raw,
+        aggregate,
+        members,
+    )
+    return hits.rank(calibration, top_k=PAGE)
 
 
 def latency(
-    paths: dict[str, dict[str, Any]],
-    queries: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]],
+    paths: dict[str, tuple[str, LatencyLibrary]],
+    queries: list[tuple[tuple[PromptVariant, ...], npt.NDArray[np.float32]]],
     calibration: Calibration,
     repetitions: int,
 ) -> list[dict[str, Any]]:
     """p50/p99 wall ms per (path, kind), and the p50 of CPU ms (all threads of the process:
     the work, which waiting for a core on a shared machine does not inflate); every path and
     kind runs on each query in turn."""
-    kinds = ("plain", "ensemble", "max")
-    times: dict[tuple[str, str], list[float]] = {(p, k): [] for p in paths for k in kinds}
-    cpu: dict[tuple[str, str], list[float]] = {(p, k): [] for p in paths for k in kinds}
+    times: dict[tuple[str, str], list[float]] = {(p, k): [] for p in paths for k in KINDS}
+    cpu: dict[tuple[str, str], list[float]] = {(p, k): [] for p in paths for k in KINDS}
     for repetition in range(repetitions + 1):
-        for variants, weights in queries if repetition else queries[:2]:  # first: warm-up
-            for name, args in paths.items():
-                for kind in kinds:
+        for variants, text in queries if repetition else queries[:2]:  # first: warm-up
+            for name, (path, library) in paths.items():
+                for kind in KINDS:
                     start, start_cpu = time.perf_counter(), time.process_time()
-                    search_once(
-                        args["path"],
-                        kind,
-                        variants,
-                        weights,
-                        calibration=calibration,
-                        **_rest(args),
-                    )
+                    search_once(path, kind, variants, text, library, calibration)
                     if repetition:
                         times[(name, kind)].append(time.perf_counter() - start)
                         cpu[(name, kind)].append(time.process_time() - start_cpu)
@@ -539,10 +454,6 @@ def latency(
         }
         for (name, kind), values in times.items()
     ]
-
-
-def _rest(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in args.items() if k != "path"}
 
 
 def crossover(sizes: Sequence[int], ms: Sequence[float], budget_ms: float) -> float | None:
@@ -564,24 +475,32 @@ QUICK_LATENCY_SIZES = (10_000, 20_000)
 GRAPH_MAX_SIZE = 100_000  # building hnswlib beyond this takes too long for a benchmark run
 
 
+def _query_set(
+    library: sim.SimulatedLibrary, count: int
+) -> list[tuple[tuple[PromptVariant, ...], npt.NDArray[np.float32]]]:
+    """(variants, text vectors) of count concept queries with their synonyms."""
+    out = []
+    for concept in range(min(count, library.spec.concepts)):
+        variants, text, _ = concept_variants(library, concept, "ensemble")
+        out.append((variants, text))
+    return out
+
+
 def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     """Every figure of the quality section; `note` receives the lines for the log."""
-    from gallery_app.core.index import DEFAULT_EF_SEARCH
-
     calibration = siglip_base_calibration()
     size = QUICK_SIZE if quick else FULL_SIZE
     spec = sim.SimulationSpec(images=size)
     library = sim.simulate(spec)
     images = library.images
     ranges = sim.cosine_ranges(library)
-    nodes = Nodes.of(images)
     out: dict[str, Any] = {
         "simulation": "SIMULATED vectors, not SigLIP: directions of effects only",
         "n": size,
         "concepts": spec.concepts,
         "exact_copies": int((library.copy_of >= 0).sum()),
         "near_duplicates": int((library.near_duplicate_of >= 0).sum()),
-        "distinct_vectors": len(nodes.first_row),
+        "distinct_vectors": distinct_count(images),
         "temperature": calibration.temperature,
         "centre": calibration.centre,
         "match_cos_p5": ranges.match[0],
@@ -624,21 +543,22 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     begin = time.perf_counter()
     queries = text_queries(library, 300 if quick else 600)
     bars = kth_exact(images, queries)
-    graph = graph_index(images, nodes, spec_key(spec, "distinct"), cache / "quality")
-    sweep = ef_sweep(graph, nodes, images, queries, bars)
+    graph = graph_index(images, spec_key(spec), cache / "quality")
+    out["hnsw_nodes"] = graph.node_count
+    sweep = ef_sweep(graph, images, queries, bars)
     chosen = smallest_ef(sweep)
     out["ef_sweep"] = [{k: _round(v) for k, v in row.items()} for row in sweep]
     out["hnsw_ef_for_recall_0_99"] = chosen
-    app_ef = DEFAULT_EF_SEARCH  # TODO(i11-retrieval): the graph path's own ef constant
+    app_ef = DEFAULT_EF_SEARCH
     out["hnsw_app_ef"] = app_ef
-    app_row = ef_sweep(graph, nodes, images, queries, bars, [app_ef])[0]
+    app_row = ef_sweep(graph, images, queries, bars, [app_ef])[0]
     out["hnsw_recall_at_10"] = app_row["recall_at_10"]
-    # The index as the app builds it today: one node a photo, copies included.
+    # The index as it was built before issue 11: one node a photo, copies included.
     per_photo = PerPhotoIndex.build(
         images, cache / "quality" / f"{spec_key(spec, 'per-photo')}-v{INDEX_VERSION}.hnsw"
     )
     compare = [app_ef] + ([chosen] if chosen and chosen != app_ef else [])
-    for row in ef_sweep(per_photo, None, images, queries, bars, compare):
+    for row in ef_sweep(per_photo, images, queries, bars, compare):
         out[f"hnsw_per_photo_recall_at_10_ef{row['ef']}"] = row["recall_at_10"]
     # The exact scan's own recall: float32 storage, and float16 storage read in float32
     # (widened at once here; the same values as a block-by-block scan, much faster).
@@ -655,9 +575,10 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     note(
         f"recall: {len(queries)} text-cone queries (concept queries, their ensembles, two-"
         "concept phrases), recall@10 vs an exact float32 scan (a photo tied with the 10th "
-        "counts); hnswlib = the app's VectorIndex (its M, ef_construction) over distinct "
-        "vectors, 10 nodes a query at beam ef, each node's photos re-ranked exactly; per_photo "
-        f"= one node a photo as the app builds it today ({time.perf_counter() - begin:.0f} s)"
+        "counts); hnswlib = gallery_app.core's VectorIndex (its M, ef_construction, identical "
+        "vectors one node) over every photo, 10 nodes a query at beam ef, their photos' "
+        "cosines exact; per_photo = plain hnswlib with one node a photo, as the index was "
+        f"built before issue 11 ({time.perf_counter() - begin:.0f} s)"
     )
 
     begin = time.perf_counter()
@@ -665,35 +586,27 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
     sizes = QUICK_LATENCY_SIZES if quick else LATENCY_SIZES
     for n in sizes:
         lib = library if n == size else sim.simulate(sim.SimulationSpec(images=n))
-        paths: dict[str, dict[str, Any]] = {"exact_f32": {"path": "exact", "images": lib.images}}
+        ids = np.arange(n, dtype=np.int64)
+        names = np.array([f"/photos/{i}.jpg" for i in range(n)], dtype=object)
+        paths: dict[str, tuple[str, LatencyLibrary]] = {
+            "exact_f32": ("exact", LatencyLibrary(lib.images, ids, names))
+        }
         if n <= GRAPH_MAX_SIZE:
-            lib_nodes = nodes if n == size else Nodes.of(lib.images)
             lib_graph = (
                 graph
                 if n == size
-                else graph_index(
-                    lib.images,
-                    lib_nodes,
-                    spec_key(lib.spec, "distinct"),
-                    cache / "quality",
-                )
+                else graph_index(lib.images, spec_key(lib.spec), cache / "quality")
             )
-            lib_graph.ef_search = chosen or max(EF_SWEEP)
-            paths["hnsw"] = {
-                "path": "graph",
-                "images": lib.images,
-                "index": lib_graph,
-                "nodes": lib_nodes,
-                "exact_images": lib.images,
-            }
+            lib_graph.ef_search = app_ef
+            paths["hnsw"] = ("graph", LatencyLibrary(lib.images, ids, names, lib_graph))
         reps = 1 if n > FULL_SIZE else 2 if quick else 3
         for row in latency(paths, _query_set(lib, 30), calibration, reps):
             rows.append({"n": n, **{k: _round(v) for k, v in row.items()}})
         if n <= GRAPH_MAX_SIZE:
             # float16 storage widened block by block: several times the float32 scan with
             # numpy's conversion, so fewer samples.
-            half = {"exact_f16": {"path": "exact", "images": lib.images.astype(np.float16)}}
-            for row in latency(half, _query_set(lib, 10), calibration, 1):
+            half = LatencyLibrary(lib.images.astype(np.float16), ids, names)
+            for row in latency({"exact_f16": ("exact", half)}, _query_set(lib, 10), calibration, 1):
                 rows.append({"n": n, **{k: _round(v) for k, v in row.items()}})
         del lib, paths
     out["latency"] = rows
@@ -725,11 +638,14 @@ def measure(quick: bool, note: Note, cache: Path) -> dict[str, Any]:
             EXACT_BUDGET_MS,
         )
     note(
-        f"latency: {PAGE} results a search from cached text vectors, 30 concept queries x "
+        f"latency: {PAGE} results a search from cached text vectors through the app's own "
+        "functions in Searcher._search's order (scored_columns, then matrix_cosines + "
+        "_top_rows or VectorIndex.query + matrix_cosines, then SearchHits.rank; no snapshot "
+        "bookkeeping, no text cache); 30 concept queries x "
         "repetitions, every path and kind in turn per query; plain = the query as typed, "
         "ensemble = the default expanded query (one vector), max = every variant scanned; "
         "exact_f16 = float16 storage widened to float32 a block at a time (10 queries, once); "
-        f"hnsw at ef {chosen or max(EF_SWEEP)} (the smallest reaching recall 0.99), not "
+        f"hnsw at the app's ef {app_ef}, not "
         f"built beyond {GRAPH_MAX_SIZE}; crossover = the size where a line through the exact "
         f"float32 p50s reaches {EXACT_BUDGET_MS:.0f} ms ({time.perf_counter() - begin:.0f} s)"
     )

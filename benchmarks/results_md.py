@@ -189,7 +189,8 @@ def quality_summary(quality: dict[str, Any]) -> list[str]:
         "",
         "Retrieval, text-cone queries, recall@10 against an exact float32 scan: exact scan "
         f"float32 {quality['exact_f32_recall_at_10']:.4f}, float16 storage "
-        f"{quality['exact_f16_recall_at_10']:.4f}; hnswlib over distinct vectors, re-ranked "
+        f"{quality['exact_f16_recall_at_10']:.4f}; the app's VectorIndex (identical vectors one "
+        f"node, {quality.get('hnsw_nodes', '?')} nodes), candidates re-ranked "
         f"exactly, at the app's ef {quality['hnsw_app_ef']}: {quality['hnsw_recall_at_10']:.4f}. "
         + (
             f"The smallest ef of the sweep reaching recall@10 >= 0.99 is **{chosen}**."
@@ -200,8 +201,8 @@ def quality_summary(quality: dict[str, Any]) -> list[str]:
     per_photo = {k: v for k, v in quality.items() if k.startswith("hnsw_per_photo_recall")}
     if per_photo:
         lines.append(
-            "With one graph node a photo (copies as separate nodes, as the index is built "
-            "today): "
+            "Plain hnswlib with one graph node a photo (copies as separate nodes, as the "
+            "index was built before issue 11): "
             + ", ".join(f"ef {k.rsplit('ef', 1)[1]}: {v:.4f}" for k, v in per_photo.items())
             + "."
         )

@@ -58,17 +58,8 @@ def test_copies_are_identical_and_near_duplicates_close(library: sim.SimulatedLi
     near = np.flatnonzero(library.near_duplicate_of >= 0)
     cos = np.sum(library.images[near] * library.images[library.near_duplicate_of[near]], axis=1)
     assert cos.min() > 0.94 and cos.max() < 0.999
-    # One graph node per distinct vector: every copy folds into its source's node.
-    nodes = quality.Nodes.of(library.images)
-    assert len(nodes.first_row) == SMALL.images - len(copies)
-    source_node = {
-        int(row): node
-        for node in range(len(nodes.first_row))
-        for row in nodes.rows[nodes.starts[node] : nodes.starts[node + 1]]
-    }
-    assert all(
-        source_node[int(c)] == source_node[int(s)] for c, s in zip(copies, sources, strict=True)
-    )
+    # Every copy is bit for bit its source: the graph holds one node per distinct vector.
+    assert quality.distinct_count(library.images) == SMALL.images - len(copies)
 
 
 def test_the_simulation_is_deterministic() -> None:
@@ -80,18 +71,30 @@ def test_the_simulation_is_deterministic() -> None:
     assert not np.array_equal(first.images, other.images)
 
 
-def test_ensemble_and_max_follow_their_formulas(library: sim.SimulatedLibrary) -> None:
+def test_modes_score_as_the_issue_defines_them(library: sim.SimulatedLibrary) -> None:
     calibration = quality.siglip_base_calibration()
-    variants = np.vstack([library.query_text[0][None], library.synonym_text[0]])
-    weights = np.array([1.0, 1.0, 0.5, 0.8])
-    e = quality.ensemble_vector(variants, weights)
-    expected = (weights[:, None] * variants).sum(axis=0)
-    assert np.allclose(e, expected / np.linalg.norm(expected), atol=1e-6)
-    raw = library.images[:50] @ variants.T
-    score, winner = quality.max_aggregate(raw, weights, calibration)
-    by_hand = calibration.score(raw) * weights
-    assert np.allclose(score, by_hand.max(axis=1))
-    assert np.array_equal(winner, raw[np.arange(50), by_hand.argmax(axis=1)])
+    small = sim.SimulatedLibrary(
+        **{**library.__dict__, "images": library.images[:50], "labels": library.labels[:, :50]}
+    )
+    paths = tuple(str(i) for i in range(50))
+    variants = np.vstack([small.query_text[3][None], small.synonym_text[3]])
+    # ensemble: e = normalize(sum w_i t_i), score = sigmoid(T (cos(image, e) - c))
+    hits = quality.mode_hits(small, 3, "ensemble", paths)
+    e = variants.sum(axis=0) / np.linalg.norm(variants.sum(axis=0))
+    score, raw = quality.column_scores(hits, calibration)
+    assert np.allclose(raw, small.images @ e, atol=1e-6)
+    assert np.allclose(score, calibration.score(small.images @ e), atol=1e-9)
+    # max with the broader term: the best w_i sigmoid(T (cos_i - c)), broader at 0.8
+    hits = quality.mode_hits(small, 3, "max_broader", paths)
+    columns = np.vstack([variants, small.broader_text[small.family_of[3]][None]])
+    weights = np.array([1.0] * len(variants) + [quality.BROADER_WEIGHT])
+    by_hand = calibration.score(small.images @ columns.T) * weights
+    score, _ = quality.column_scores(hits, calibration)
+    assert np.allclose(score, by_hand.max(axis=1), atol=1e-6)
+    # the query alone is the model's own score of the prompt
+    hits = quality.mode_hits(small, 3, "query", paths)
+    score, _ = quality.column_scores(hits, calibration)
+    assert np.allclose(score, calibration.score(small.images @ small.query_text[3]), atol=1e-9)
 
 
 def test_recall_counts_ties_with_the_tenth() -> None:
