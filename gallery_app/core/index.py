@@ -356,7 +356,13 @@ class VectorIndex:
                 )
             self._index.set_ef(max(self.ef_search, k))
             labels, distances = self._index.knn_query(queries, k=k)
-            copies = {node: sorted(c) for node, c in self._copies.items()}
+            # Only the copies of the nodes found: a library with thousands of copies must not
+            # pay for all of them on every query.
+            copies = {
+                node: sorted(self._copies[node])
+                for node in set(labels.ravel().tolist())
+                if node in self._copies
+            }
         # The ip space's distance is 1 - dot, on unit vectors 1 - cos.
         similarity = (1.0 - distances).astype(np.float32)
         labels = labels.astype(np.int64)
