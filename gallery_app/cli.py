@@ -52,7 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     index = commands.add_parser("index", help="index (or re-index) folders of photos")
-    index.add_argument("paths", nargs="+", metavar="PATH", help="folders to index")
+    index.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="folders to index (none: rescan every folder of the library)",
+    )
     index.add_argument("--json", action="store_true", help="print a JSON report")
     index.add_argument("--batch-size", type=_positive_int, default=8, help=argparse.SUPPRESS)
 
@@ -119,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.model is None:
+        args.model = _saved_model()
     if args.command is None:
         return run_gui(args)
     # Paths are printed as the bytes the file system gave, even when they are not valid UTF-8.
@@ -211,6 +218,20 @@ def _open(args: argparse.Namespace, share: bool = False) -> tuple[Any, Any]:
     return encoder, library
 
 
+def _saved_model() -> str | None:
+    """The model chosen in the window (settings.json), unless $GALLERY_APP_MODEL says."""
+    from gallery_app.core.embeddings import MODEL_ENV
+    from gallery_app.core.settings_store import load_settings
+
+    if os.environ.get(MODEL_ENV):
+        return None
+    try:
+        return load_settings().model
+    except GalleryError as exc:  # reported by the commands that need the file
+        log.info("%s", exc)
+        return None
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     from gallery_app.core.library import default_data_dir
 
@@ -223,6 +244,18 @@ def run_index(args: argparse.Namespace) -> int:
     from gallery_app.core.indexer import Indexer, Progress
 
     encoder, library = _open(args)
+    paths = args.paths
+    if not paths:  # every folder of the library; an unplugged one keeps its photos
+        paths = [f.path for f in library.catalog.folders()]
+        for offline in [p for p in paths if not os.path.isdir(p)]:
+            print(f"skipped (offline): {offline}: its photos are kept", file=sys.stderr)
+        paths = [p for p in paths if os.path.isdir(p)]
+        if not paths:
+            library.close()
+            raise GalleryError(
+                "No folder of the library can be rescanned (none added yet, or all offline). "
+                "Add one with: gallery-app index FOLDER"
+            )
     with library, tqdm(total=0, unit="img", file=sys.stderr, disable=None) as bar:
 
         def on_progress(progress: Progress) -> None:
@@ -232,7 +265,7 @@ def run_index(args: argparse.Namespace) -> int:
             bar.refresh()
 
         report = Indexer(library, encoder, batch_size=args.batch_size).index(
-            args.paths, progress=on_progress
+            paths, progress=on_progress
         )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))

@@ -1,4 +1,4 @@
-"""The user's score settings on disk: preset, custom T and c, minimum score, expansion."""
+"""The user's settings on disk: preset, custom T and c, minimum score, expansion, model."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class UserSettings:
     custom_threshold: float | None = None
     min_score: float = 0.0
     expand: bool = True
+    model: str | None = None  # hub id or folder chosen in the window; None: the default
 
     def __post_init__(self) -> None:
         problem = _problem(self)
@@ -99,6 +100,9 @@ def parse_settings(data: Any, origin: str = "settings") -> UserSettings:
     expand = data.get("expand", defaults.expand)
     if not isinstance(expand, bool):
         raise ConfigError(f"{origin}: 'expand' must be true or false, got {expand!r}")
+    model = data.get("model")
+    if model is not None and not (isinstance(model, str) and model.strip()):
+        raise ConfigError(f"{origin}: 'model' must be a hub id or a folder, got {model!r}")
     min_score = _number(data, "min_score", origin, defaults.min_score)
     if min_score is None:
         raise ConfigError(f"{origin}: 'min_score' must be a number, got null")
@@ -109,6 +113,7 @@ def parse_settings(data: Any, origin: str = "settings") -> UserSettings:
             custom_threshold=_number(data, "custom_threshold", origin, None),
             min_score=min_score,
             expand=expand,
+            model=model,
         )
     except ValueError as exc:
         raise ConfigError(f"{origin}: {exc}") from exc

@@ -1,0 +1,42 @@
+"""Where the window opens and how big: restored from last time, else fitted to the screen."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
+
+from gallery_app.ui.settings import UiState
+
+PREFERRED_SIZE = QSize(1280, 800)
+SCREEN_SHARE = 0.92  # leave room for panels and docks of the desktop itself
+
+
+def first_size(window: QWidget) -> QSize:
+    """The preferred size, shrunk to fit the screen the window is on (1366×768 laptops)."""
+    screen = window.screen()
+    if screen is None:
+        return PREFERRED_SIZE
+    available = screen.availableGeometry().size()
+    return QSize(
+        min(PREFERRED_SIZE.width(), int(available.width() * SCREEN_SHARE)),
+        min(PREFERRED_SIZE.height(), int(available.height() * SCREEN_SHARE)),
+    )
+
+
+def restore(window: QMainWindow, splitter: QSplitter, state: UiState, docks: list[QWidget]) -> None:
+    geometry = state.bytes_value("geometry")
+    if geometry is None or not window.restoreGeometry(geometry):
+        window.resize(first_size(window))
+    layout = state.bytes_value("window_state")
+    if layout is None or not window.restoreState(layout):
+        for dock in docks:  # closed on a first run: the grid gets the room
+            dock.hide()
+    sizes = state.bytes_value("splitter")
+    if sizes is not None:
+        splitter.restoreState(sizes)
+
+
+def save(window: QMainWindow, splitter: QSplitter, state: UiState) -> None:
+    state.set_value("geometry", window.saveGeometry())
+    state.set_value("window_state", window.saveState())
+    state.set_value("splitter", splitter.saveState())
