@@ -167,13 +167,18 @@ def run_gui(args: argparse.Namespace) -> int:
     """No subcommand: open the desktop window."""
     try:
         from gallery_app.ui.app import run_app
+        from gallery_app.ui.platform_check import CannotStart
     except ImportError as exc:  # e.g. a Qt platform library missing
         _fail(
             f"the desktop app cannot start ({exc}); the index/search commands still work",
             args.verbose,
         )
         return 1
-    return run_app(_data_dir(args), args.model, fast=args.fast)
+    try:
+        return run_app(_data_dir(args), args.model, fast=args.fast)
+    except CannotStart as exc:  # no display, or a library Qt needs: one line, never SIGABRT
+        _fail(str(exc), verbose=False)
+        return 1
 
 
 def _fail(message: str, verbose: bool) -> None:
