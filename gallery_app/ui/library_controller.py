@@ -73,6 +73,7 @@ class LibraryController(QObject):
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._on_directory_changed)
         self._settle: dict[str, QTimer] = {}
+        self.settle_ms = WATCH_SETTLE_MS
         self._stopped = False
         self._walked: set[str] = set()  # roots whose subfolders are being watched
         self._rewalk: set[str] = set()  # roots that changed since: walk them again
@@ -306,7 +307,7 @@ class LibraryController(QObject):
             return
         timer = self._settle.get(root)
         if timer is None:
-            timer = QTimer(self, singleShot=True, interval=WATCH_SETTLE_MS)
+            timer = QTimer(self, singleShot=True, interval=self.settle_ms)
             timer.timeout.connect(lambda root=root: self._settled(root))
             self._settle[root] = timer
         timer.start()  # restarted by every change: one rescan per burst
