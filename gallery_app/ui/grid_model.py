@@ -192,6 +192,16 @@ class GridModel(QAbstractListModel):
     def row_for_image(self, image_id: int) -> int | None:
         return self._id_lookup().get(image_id)
 
+    def set_thumbnail_size(self, px: int) -> None:
+        """Thumbnails of another logical size (Ctrl+±): made anew, a tile at a time."""
+        if self._provider is None or px == self._provider.size:
+            return
+        self._provider.set_size(px)
+        if self._items:
+            self.dataChanged.emit(
+                self.index(0), self.index(len(self._items) - 1), [Qt.ItemDataRole.DecorationRole]
+            )
+
     def set_device_pixel_ratio(self, dpr: float) -> None:
         """The view's screen scale, so thumbnails are made with enough pixels for it."""
         if dpr == self._dpr:

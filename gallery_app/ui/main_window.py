@@ -28,7 +28,6 @@ from gallery_app.ui.settings import CalibrationState, Settings, UiState
 from gallery_app.ui.status_area import StatusArea
 from gallery_app.ui.tasks import TaskRunner
 from gallery_app.ui.thumbnails import ThumbnailProvider
-from gallery_app.ui.viewer import PreviewDialog
 
 if TYPE_CHECKING:
     from gallery_app.core.indexer import IndexReport
@@ -122,7 +121,7 @@ class MainWindow(QMainWindow):
         panel.expand_box.toggled.connect(self.settings.set_expand)
         panel.model_chosen.connect(model.start)
         panel.retry_requested.connect(lambda: self.model.start())
-        panel.grid.doubleClicked.connect(lambda index: self._open(index.row()))
+        panel.viewer.describe = search.describe
         self.calibration_bar.problem.connect(self.report_error)
         search.ranked.connect(self.debug_panel.show_search)
         search.cleared.connect(self.debug_panel.clear)
@@ -221,9 +220,6 @@ class MainWindow(QMainWindow):
         self.indexing_finished.emit(report)
 
     # -- actions ------------------------------------------------------------------------------
-    def _open(self, row: int) -> None:
-        PreviewDialog(self.grid_model.item(row), self).exec()
-
     # -- window -------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         # Thumbnails are rendered for the screen the window is on (crisp on HiDPI).

@@ -3,8 +3,8 @@ A panel: it shows a ResultSummary and the grid model; the SearchController decid
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -14,19 +14,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QMenu,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from gallery_app.ui import wording
+from gallery_app.ui import file_actions, wording
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.search_controller import ResultSummary
+from gallery_app.ui.viewer import Viewer
 
 SEARCH_DEBOUNCE_MS = 250
 THUMBNAIL_PX = 160
-MIN_THUMBNAIL_PX, MAX_THUMBNAIL_PX = 64, 320
+MIN_THUMBNAIL_PX, MAX_THUMBNAIL_PX, THUMBNAIL_STEP = 64, 320, 32
 
 
 class ResultsPanel(QWidget):
@@ -35,6 +37,7 @@ class ResultsPanel(QWidget):
     show_all_toggled = Signal(bool)
     model_chosen = Signal(str)  # a model folder the user picked
     retry_requested = Signal()
+    thumbnail_size_changed = Signal(int)
 
     def __init__(self, grid_model: GridModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,7 +101,10 @@ class ResultsPanel(QWidget):
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.setModel(grid_model)
-        self.set_thumbnail_size(THUMBNAIL_PX)
+        self.grid_model = grid_model
+        self.thumbnail_px = THUMBNAIL_PX
+        self.grid.setIconSize(QSize(THUMBNAIL_PX, THUMBNAIL_PX))
+        self.grid.setGridSize(QSize(THUMBNAIL_PX + 24, THUMBNAIL_PX + 44))
 
         self.empty_label = QLabel(
             "<h2>No photos yet</h2><p>Click <b>Add folder…</b> on the left to index a folder "
@@ -106,9 +112,16 @@ class ResultsPanel(QWidget):
             alignment=Qt.AlignmentFlag.AlignCenter,
             wordWrap=True,
         )
+        self.grid.doubleClicked.connect(lambda index: self.open_row(index.row()))
+        self.grid.customContextMenuRequested.connect(self._grid_menu)
+        self.grid.installEventFilter(self)  # Enter opens
+        self.grid.viewport().installEventFilter(self)  # Ctrl+wheel sizes thumbnails
+        self.viewer = Viewer()
+        self.viewer.closed.connect(self.close_viewer)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_label)
         self.stack.addWidget(self.grid)
+        self.stack.addWidget(self.viewer)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -139,15 +152,70 @@ class ResultsPanel(QWidget):
         self.clear_requested.emit()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            if watched is self.search_box and event.key() == Qt.Key.Key_Escape:
+                self.clear()
+                return True
+            if watched is self.grid and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.open_row(self.grid.currentIndex().row())
+                return True
         if (
-            watched is self.search_box
-            and event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() == Qt.Key.Key_Escape
+            watched is self.grid.viewport()
+            and isinstance(event, QWheelEvent)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
         ):
-            self.clear()
+            self.zoom_thumbnails(1 if event.angleDelta().y() > 0 else -1)
             return True
         return super().eventFilter(watched, event)
+
+    # -- the viewer and the grid's actions ----------------------------------------------------
+    def open_row(self, row: int) -> None:
+        """The viewer over the results shown, at `row`; arrows walk through them."""
+        if 0 <= row < self.grid_model.rowCount():
+            self.viewer.show_items(self.grid_model.items(), row)
+            self.stack.setCurrentWidget(self.viewer)
+            self.viewer.setFocus()
+
+    def close_viewer(self) -> None:
+        if self.stack.currentWidget() is not self.viewer:
+            return
+        self.stack.setCurrentWidget(self.grid)
+        current = self.viewer.current()
+        row = self.grid_model.row_for_image(current.image_id) if current else None
+        if row is not None:  # the grid shows where the viewer was
+            index = self.grid_model.index(row)
+            self.grid.setCurrentIndex(index)
+            self.grid.scrollTo(index)
+        self.grid.setFocus()
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted(index.row() for index in self.grid.selectionModel().selectedIndexes())
+        return [self.grid_model.item(row).path for row in rows]
+
+    def _grid_menu(self, position: QPoint) -> None:
+        index = self.grid.indexAt(position)
+        if not index.isValid():
+            return
+        if not self.grid.selectionModel().isSelected(index):
+            self.grid.setCurrentIndex(index)  # right-click on an unselected photo selects it
+        paths = self.selected_paths()
+        many = f" ({len(paths)} photos)" if len(paths) > 1 else ""
+        menu = QMenu(self)
+        menu.addAction("Open in viewer", lambda: self.open_row(index.row()))
+        menu.addAction(
+            f"Open with default application{many}",
+            lambda: file_actions.open_with_default_app(paths),
+        )
+        menu.addAction(
+            f"Show in file manager{many}", lambda: file_actions.show_in_file_manager(paths)
+        )
+        menu.addAction(
+            f"Copy path{'s' if len(paths) > 1 else ''}", lambda: file_actions.copy_paths(paths)
+        )
+        menu.exec(self.grid.viewport().mapToGlobal(position))
+
+    def zoom_thumbnails(self, steps: int) -> None:
+        self.set_thumbnail_size(self.thumbnail_px + steps * THUMBNAIL_STEP)
 
     # -- what is shown ------------------------------------------------------------------------
     def show_summary(self, summary: ResultSummary, min_score: float) -> None:
@@ -174,20 +242,23 @@ class ResultsPanel(QWidget):
         if not summary.complete:
             text += " <i>(adding synonyms…)</i>"
         self.header_label.setText(text)
+        self.header_label.setToolTip(wording.SCORE_MEANING)
         hidden = summary.hidden
         checked = self.show_all_button.isChecked()
         self.show_all_button.setVisible(hidden > 0 or checked)
         self.show_all_button.setText(
             "Show only likely matches" if checked else f"Show {hidden} more, lower-scoring"
         )
-        self.stack.setCurrentWidget(self.grid)
+        if self.stack.currentWidget() is not self.viewer:
+            self.stack.setCurrentWidget(self.grid)
 
     def show_library(self, photos: int) -> None:
         self.header.hide()
         blocked = self.show_all_button.blockSignals(True)
         self.show_all_button.setChecked(False)
         self.show_all_button.blockSignals(blocked)
-        self.stack.setCurrentWidget(self.grid if photos else self.empty_label)
+        if self.stack.currentWidget() is not self.viewer:
+            self.stack.setCurrentWidget(self.grid if photos else self.empty_label)
 
     def show_model_problem(self, missing: bool, message: str) -> None:
         what = "cannot be found" if missing else "could not be loaded"
@@ -206,3 +277,5 @@ class ResultsPanel(QWidget):
         self.thumbnail_px = px
         self.grid.setIconSize(QSize(px, px))
         self.grid.setGridSize(QSize(px + 24, px + 44))
+        self.grid_model.set_thumbnail_size(px)
+        self.thumbnail_size_changed.emit(px)

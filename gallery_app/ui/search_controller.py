@@ -8,9 +8,11 @@ uses the encoder and only the latest answer is shown. A slider move re-ranks the
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gallery_app.core.calibrate import Calibration
@@ -229,8 +231,34 @@ class SearchController(QObject):
         if self.hits is not None:
             self.search(self.query)
 
-    def result_for(self, image_id: int) -> SearchResult | None:
-        return next((r for r in self.results if r.image_id == image_id), None)
+    def describe(self, item: GridItem) -> str:
+        """A result's score in words, then how it was computed (for the viewer), as HTML."""
+        hits = self.hits
+        if hits is None or item.score is None:
+            return ""
+        rows = np.flatnonzero(hits.image_ids == item.image_id)
+        calibration = self.calibration.calibration()
+        word = wording.band(item.score)
+        lines = [
+            f"<b>{wording.percent(item.score)}</b>{' — ' + word if word else ''} for "
+            f"“{html.escape(hits.query)}”",
+            f"<small>{wording.SCORE_MEANING}</small>",
+        ]
+        if len(rows):
+            raw = hits.raw[rows[0]]
+            scores = calibration.score(raw)
+            lines.append("<small>Per search words (cosine → weight × score):</small>")
+            for variant, cosine, score in zip(hits.variants, raw, scores, strict=True):
+                mark = "<b>" if variant.text == item.variant else ""
+                end = "</b>" if mark else ""
+                lines.append(
+                    f"<small>{mark}{html.escape(variant.text)}: {cosine:.3f} → "
+                    f"{variant.weight:g} × {wording.percent(float(score))}{end}</small>"
+                )
+        lines.append(
+            f"<small>T = {calibration.temperature:.1f}, c = {calibration.threshold:.3f}</small>"
+        )
+        return "<br>".join(lines)
 
     def stop(self) -> None:
         self._pending = None

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
 from window_helpers import WAIT_MS, _alive, index_folder, search, session
 
 from gallery_app.core.search import Searcher
@@ -350,28 +349,6 @@ def test_uncaught_errors_reach_the_log_view_not_a_crash(qtbot, open_window, monk
     worker.join()
     qtbot.waitUntil(lambda: "disk on fire" in window.log_view.toPlainText(), timeout=WAIT_MS)
     assert "background thread" in window.statusBar().currentMessage()
-
-
-def test_preview_shows_the_image_and_its_details(qtbot, make_images):
-    from gallery_app.ui.grid_model import GridItem
-    from gallery_app.ui.viewer import PreviewDialog
-
-    photo = make_images(1)[0]
-    item = GridItem(1, str(photo), photo.stat().st_mtime_ns, 0.8312, 0.1543, "puppy")
-    dialog = PreviewDialog(item)
-    qtbot.addWidget(dialog)
-    texts = [label.text() for label in dialog.findChildren(QLabel)]
-    pictures = [
-        label.pixmap() for label in dialog.findChildren(QLabel) if not label.pixmap().isNull()
-    ]
-    assert len(pictures) == 1
-    details = next(t for t in texts if str(photo) in t)
-    assert "64 × 48 px" in details and "score 0.8312" in details and "puppy" in details
-
-    photo.unlink()
-    gone = PreviewDialog(item)
-    qtbot.addWidget(gone)
-    assert any("Cannot show this image" in label.text() for label in gone.findChildren(QLabel))
 
 
 def test_broken_files_are_listed_badged_and_the_rest_indexed(
