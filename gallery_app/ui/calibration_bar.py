@@ -12,9 +12,9 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSlider,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -22,10 +22,17 @@ from gallery_app.ui.settings import CalibrationState, Settings
 
 TEMPERATURE_MAX = 300
 PRESET_LABELS = {
-    "model": "The model's own",
-    "seed": "Classic (older formula)",
+    "model": "Model's own",
+    "seed": "Classic",
     "custom": "Custom",
 }
+
+
+def _tool_button(text: str) -> QToolButton:
+    """A text button as narrow as its text (QPushButton insists on ~80 px each)."""
+    button = QToolButton()
+    button.setText(text)
+    return button
 
 
 class CalibrationBar(QWidget):
@@ -49,7 +56,7 @@ class CalibrationBar(QWidget):
         )
         self.temperature_slider = QSlider(Qt.Orientation.Horizontal)
         self.temperature_slider.setRange(1, TEMPERATURE_MAX)
-        self.temperature_slider.setMinimumWidth(90)
+        self.temperature_slider.setMinimumWidth(60)
         self.temperature_slider.setToolTip(
             "Sharpness: how quickly scores go from unlikely to a match as photos get more "
             "similar to your words.\nChanges this window only until you save it."
@@ -59,22 +66,20 @@ class CalibrationBar(QWidget):
         self.min_score_box = QSpinBox(minimum=0, maximum=100, singleStep=5, suffix="%")
         self.min_score_box.setSpecialValueText("off")
         self.min_score_box.setToolTip("Hide photos whose score is below this")
-        self.save_button = QPushButton("Save")
+        self.save_button = _tool_button("Save")
         self.save_button.setToolTip(
             "Save as my calibration: used next time, by the window and by `gallery-app search`"
         )
-        self.reset_button = QPushButton("Reset")
+        self.reset_button = _tool_button("Reset")
         self.reset_button.setToolTip("Back to the saved calibration")
-        self.undo_button = QPushButton("Undo save")
+        self.undo_button = _tool_button("Undo save")
         self.undo_button.setToolTip("Put back the calibration the last save replaced")
         self.saved_label = QLabel()
         self.saved_label.setToolTip("Whether the scores shown use your saved calibration")
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        scores = QLabel("Scores")
-        scores.setToolTip(self.preset_box.toolTip())
-        layout.addWidget(scores)
+        layout.setSpacing(4)
         layout.addWidget(self.preset_box)
         sharpness = QLabel("Sharpness")
         sharpness.setToolTip(self.temperature_slider.toolTip())
@@ -131,7 +136,7 @@ class CalibrationBar(QWidget):
         waiting = self.state.preset == "model" and not self.state.model_known
         self.temperature_label.setText("…" if waiting else f"{calibration.temperature:.0f}")
         saved = self.state.is_saved
-        self.saved_label.setText("" if saved else "<i>not saved</i>")
+        self.saved_label.setText("" if saved else "<i>changed</i>")
         self.save_button.setEnabled(not saved)
         self.reset_button.setEnabled(not saved)
         self.undo_button.setVisible(self.settings.can_undo_save)

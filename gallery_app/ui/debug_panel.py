@@ -305,6 +305,20 @@ class DebugPanel(QWidget):
         """Thumbnails arrived: repaint the thumbnail column."""
         self._model.refresh_thumbnails()
 
+    def wanted_width(self) -> int:
+        """Wide enough for every column of the results table (a dock opened at this width
+        shows the Score column without scrolling)."""
+        view = self._view
+        header = view.horizontalHeader()
+        columns = sum(
+            max(header.sectionSizeHint(c), view.sizeHintForColumn(c), 40)
+            for c in range(self._model.columnCount())
+        )
+        layout = self.layout()
+        margins = layout.contentsMargins().left() * 2 if layout is not None else 0
+        scrollbar = view.verticalScrollBar().sizeHint().width()
+        return columns + scrollbar + 2 * view.frameWidth() + margins
+
     # -- read back (tests, and anything that reports what the panel shows) ------------------
 
     def table_model(self) -> ResultsTableModel:

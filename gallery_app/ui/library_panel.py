@@ -59,8 +59,8 @@ class LibraryPanel(QWidget):
         layout.addWidget(title)
         layout.addWidget(self.folder_list, 1)
         layout.addWidget(self.summary)
+        layout.addWidget(self.add_folder_button)  # alone on its row: the panel stays narrow
         buttons = QHBoxLayout()
-        buttons.addWidget(self.add_folder_button)
         buttons.addWidget(self.rescan_button)
         buttons.addWidget(self.remove_folder_button)
         layout.addLayout(buttons)

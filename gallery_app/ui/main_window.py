@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self.debug_dock = self._dock(
             "Debug scores", self.debug_panel, Qt.DockWidgetArea.RightDockWidgetArea
         )
+        window_state.widen_when_opened(self, self.debug_dock, self.debug_panel.wanted_width)
         self.log_view = QPlainTextEdit(readOnly=True)
         self.log_dock = self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.status_area = StatusArea(self.statusBar())

@@ -9,14 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImageReader, QKeyEvent, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QImageReader, QKeyEvent, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -25,7 +26,7 @@ from gallery_app.ui import file_actions
 from gallery_app.ui.grid_model import GridItem
 
 ZOOM_STEPS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
-INFO_WIDTH = 260
+INFO_WIDTH = 230
 
 Describe = Callable[[GridItem], str]  # the score breakdown of a result, as HTML
 
@@ -70,6 +71,13 @@ def read_facts(path: str) -> PhotoFacts:
     return PhotoFacts(width, height, taken, camera, size, modified)
 
 
+def _tool_button(text: str) -> QToolButton:
+    """A text button as narrow as its text (QPushButton insists on ~80 px each)."""
+    button = QToolButton()
+    button.setText(text)
+    return button
+
+
 class Viewer(QWidget):
     closed = Signal()  # back to the grid
     current_changed = Signal(int)  # the row of the results being shown
@@ -83,19 +91,19 @@ class Viewer(QWidget):
         self._image = QPixmap()
         self.describe: Describe | None = None
 
-        self.back_button = QPushButton("◀ Back to results")
+        self.back_button = _tool_button("◀ Results")
         self.back_button.setToolTip("Back to the grid (Esc)")
-        self.previous_button = QPushButton("‹ Previous")
+        self.previous_button = _tool_button("‹")
         self.previous_button.setToolTip("The previous photo in the results (Left arrow)")
-        self.next_button = QPushButton("Next ›")
+        self.next_button = _tool_button("›")
         self.next_button.setToolTip("The next photo in the results (Right arrow)")
-        self.fit_button = QPushButton("Fit")
+        self.fit_button = _tool_button("Fit")
         self.fit_button.setToolTip("Fit the photo to the window (F)")
-        self.actual_button = QPushButton("100%")
+        self.actual_button = _tool_button("100%")
         self.actual_button.setToolTip("Show the photo's own pixels (1)")
-        self.zoom_out_button = QPushButton("−")
+        self.zoom_out_button = _tool_button("−")
         self.zoom_out_button.setToolTip("Zoom out (-, or Ctrl+wheel)")
-        self.zoom_in_button = QPushButton("+")
+        self.zoom_in_button = _tool_button("+")
         self.zoom_in_button.setToolTip("Zoom in (+, or Ctrl+wheel)")
         self.position_label = QLabel()
         self.back_button.clicked.connect(self.closed)
@@ -123,6 +131,7 @@ class Viewer(QWidget):
         self.scroll_area.setWidget(self.picture)
         self.scroll_area.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.viewport().installEventFilter(self)
         self.info = QLabel(wordWrap=True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
@@ -270,10 +279,12 @@ class Viewer(QWidget):
             lines.append("<br>" + self.describe(item))
         self.info.setText("<br>".join(lines))
 
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        if self._zoom is None:
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # The photo area's size, not the viewer's, is what "fit" fits (it changes when the
+        # layout settles, or the info column wraps, without the viewer being resized).
+        if event.type() == QEvent.Type.Resize and self._zoom is None:
             self._render()
+        return super().eventFilter(watched, event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize
-from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
+from collections.abc import Callable
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QSplitter, QWidget
 
 from gallery_app.ui.settings import UiState
 
@@ -21,6 +23,18 @@ def first_size(window: QWidget) -> QSize:
         min(PREFERRED_SIZE.width(), int(available.width() * SCREEN_SHARE)),
         min(PREFERRED_SIZE.height(), int(available.height() * SCREEN_SHARE)),
     )
+
+
+def widen_when_opened(window: QMainWindow, dock: QDockWidget, wanted: Callable[[], int]) -> None:
+    """A dock opened by the user gets the width its content asks for, within half the
+    window, so a table's last column is on screen rather than behind a scroll bar."""
+
+    def widen(visible: bool) -> None:
+        if visible:
+            width = min(wanted(), window.width() // 2)
+            window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+
+    dock.visibilityChanged.connect(widen)
 
 
 def restore(window: QMainWindow, splitter: QSplitter, state: UiState, docks: list[QWidget]) -> None:
