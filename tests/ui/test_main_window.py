@@ -80,7 +80,7 @@ def test_slider_recalibrates_in_place_without_calling_the_encoder(
     assert window.grid_model.item(grid.currentIndex().row()).image_id == picked
     assert bar.temperature_label.text() == f"{window.calibration().temperature:.0f}"
     assert f"{window.calibration().temperature:.1f}" in window.debug_panel.calibration_text()
-    assert "not saved" in bar.saved_label.text()
+    assert "changed" in bar.saved_label.text()  # and not saved
 
     bar.min_score_box.setValue(99)
     assert all(item.score >= 0.99 for item in window.grid_model.items())
