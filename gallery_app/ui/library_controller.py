@@ -222,6 +222,8 @@ class LibraryController(QObject):
 
     @Slot()
     def _on_task_done(self) -> None:
+        if self._stopped:
+            return
         action = self._current[0] if self._current else ""
         self._task, self._current = None, None
         report = self.last_report
@@ -235,6 +237,8 @@ class LibraryController(QObject):
     # -- listing ---------------------------------------------------------------------------
     @Slot(object)
     def _on_listed(self, listing: Listing) -> None:
+        if self._stopped:
+            return  # the window closed while the listing ran
         self.listing = listing
         self._watch([row.path for row in listing.folders if row.online])
         self._emit_folders()

@@ -53,6 +53,7 @@ class ModelController(QObject):
         self.library: Library | None = None
         self._task: LoadModelTask | None = None
         self._chosen_here = False
+        self._closed = False  # the window closed: answers still queued are dropped
 
     def start(self, model: str | None = None) -> bool:
         """Load `model` (a folder chosen in the window), or the requested one again."""
@@ -76,6 +77,9 @@ class ModelController(QObject):
 
     @Slot(object)
     def _on_library_opened(self, library: Library) -> None:
+        if self._closed:
+            library.close()  # opened while the window was closing: release its lock
+            return
         if self.library is not None and self.library is not library:
             self.library.close()
         self.library = library
@@ -83,6 +87,8 @@ class ModelController(QObject):
 
     @Slot(str)
     def _on_unavailable(self, message: str) -> None:
+        if self._closed:
+            return
         model = self.requested or ""
         missing = looks_like_path(model) and not os.path.exists(os.path.expanduser(model))
         self.state = MISSING if missing else FAILED
@@ -91,7 +97,7 @@ class ModelController(QObject):
 
     @Slot(object)
     def _on_result(self, session: Session | None) -> None:
-        if session is None:
+        if session is None or self._closed:
             return
         self.session = session
         self.state = READY
@@ -103,11 +109,12 @@ class ModelController(QObject):
     @Slot()
     def _on_done(self) -> None:
         self._task = None
-        if self.state == LOADING:  # failed with an error already reported
+        if self.state == LOADING and not self._closed:  # failed with an error already reported
             self.state = FAILED
             self.unavailable.emit(FAILED, "The model could not be loaded (see View › Log).")
 
     def close(self) -> None:
+        self._closed = True
         if self.library is not None:
             self.library.close()
             self.library = None

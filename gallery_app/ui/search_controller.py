@@ -176,7 +176,7 @@ class SearchController(QObject):
 
     @Slot(int, object, bool)
     def _on_answered(self, request_id: int, hits: SearchHits, final: bool) -> None:
-        if request_id != self.latest_request:
+        if request_id != self.latest_request or self.runner.closed:
             return  # a newer search was started: drop the stale answer
         self.hits = hits
         self._complete = final

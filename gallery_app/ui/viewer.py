@@ -269,7 +269,8 @@ class Viewer(QWidget):
         if facts.width and facts.height:
             size = f"{facts.width} × {facts.height} px"
             if facts.bytes is not None:
-                size += f", {facts.bytes / 1e6:.1f} MB"
+                megabytes = facts.bytes / 1e6
+                size += f", {megabytes:.1f} MB" if megabytes >= 1 else f", {facts.bytes // 1000} kB"
             lines.append(size)
         if facts.modified:
             lines.append(f"Modified {facts.modified}")

@@ -561,3 +561,22 @@ def test_the_model_chosen_in_the_window_is_used_next_time(
     again = open_window(None)  # no --model: the saved choice, not the hub default
     assert again.model_info.model_id == str(chosen)
     assert not again.results_panel.banner.isVisible()
+
+
+def test_closing_while_the_model_loads_drops_its_late_answers(
+    qtbot, qapp, open_window, tiny_model_dir, make_images, isolated_dirs
+):
+    from gallery_app.core.library import Library
+
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(2)[0].parent)
+    library_args = (session(window).library.model_id, session(window).library.dim)
+    window.close()
+    again = open_window(str(tiny_model_dir), wait_ready=False)
+    again.start_engine()
+    again.close()  # waits for the load; its answers are still queued
+    errors = []
+    again.log_view.textChanged.connect(lambda: errors.append(again.log_view.toPlainText()))
+    qapp.processEvents()
+    assert errors == []
+    Library(isolated_dirs, *library_args).close()  # the lock was released
