@@ -43,7 +43,7 @@ def _corpus(lines: int = 20000, seed: int = 0) -> str:
 
     words: list[str] = []
     for entry in builtin_dictionary().entries.values():
-        words += list(entry.members) + [w for w, _ in entry.related]
+        words += list(entry.members) + [w for w, _ in entry.broader]
     fillers = ["on the", "in the", "at", "with a", "near the", "under a", "and", "of the"]
     rng = random.Random(seed)
     out = []

@@ -74,12 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--temperature", type=_positive_float, metavar="T", help="override the preset's T"
     )
-    search.add_argument(
-        "--threshold",
-        type=_finite_float,
-        metavar="C",
-        help="override the preset's c: the raw cosine that scores 0.5",
-    )
+    add_centre_argument(search, "override the preset's c: the raw cosine that scores 0.5")
     search.add_argument("--json", action="store_true", help="print JSON")
 
     from gallery_app.score_tools import add_score_tool_commands
@@ -90,6 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("info", "clear", "rebuild"))
     cache.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+class _DeprecatedCentreAlias(argparse.Action):
+    """--threshold, the old name of --centre: still accepted, with a one-line notice."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        print(f"note: {option} is now called --centre; {option} will go.", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_centre_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--centre C (the raw cosine that scores 0.5), and its hidden deprecated --threshold."""
+    parser.add_argument("--centre", type=_finite_float, metavar="C", help=help_text)
+    parser.add_argument(
+        "--threshold",
+        dest="centre",
+        type=_finite_float,
+        action=_DeprecatedCentreAlias,
+        help=argparse.SUPPRESS,
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -187,15 +202,15 @@ def _fail(message: str, verbose: bool) -> None:
     print(f"gallery-app: error: {message}", file=sys.stderr)
 
 
-def _open(args: argparse.Namespace, share: bool = False) -> tuple[Any, Any]:
-    """Encoder + library; with share, a library another process is writing is opened
-    read-only (searching what it has committed) instead of failing with LibraryInUse."""
+def _open(args: argparse.Namespace, read_only: bool = False) -> tuple[Any, Any]:
+    """Encoder + library. Reading commands (search, tune, debug-scores) open it read_only:
+    without the writer lock, so they never keep `index` out (or each other), over what has
+    been committed so far."""
     from gallery_app.core.embeddings import (
         DEFAULT_PROMPT_TEMPLATE,
         SiglipEncoder,
         resolve_precision,
     )
-    from gallery_app.core.errors import LibraryInUse
     from gallery_app.core.library import Library
 
     encoder = SiglipEncoder.load(
@@ -203,22 +218,10 @@ def _open(args: argparse.Namespace, share: bool = False) -> tuple[Any, Any]:
         prompt_template=args.prompt_template or DEFAULT_PROMPT_TEMPLATE,
         precision=resolve_precision(args.fast),
     )
-    data_dir = _data_dir(args)
-    try:
-        library = Library(data_dir, encoder.model_id, encoder.dim)
-    except LibraryInUse as exc:
-        if not share:
-            raise
-        log.info("%s", exc)
-        print(
-            "note: another gallery-app is writing to this library; searching what it has "
-            "saved so far",
-            file=sys.stderr,
-        )
-        library = Library(data_dir, encoder.model_id, encoder.dim, read_only=True)
+    library = Library(_data_dir(args), encoder.model_id, encoder.dim, read_only=read_only)
     for warning in library.warnings:
         log.warning("%s", warning)
-    if library.repair.changed and not library.repair.rebuilt:
+    if library.repair.changed and not library.repair.rebuilt and not read_only:
         log.warning("the vector index was out of date and has been repaired from the catalog")
     return encoder, library
 
@@ -285,19 +288,20 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from gallery_app.core.calibrate import preset
+    from gallery_app.core.calibrate import preset_calibration
     from gallery_app.core.expansion import Expander, load_dictionary
     from gallery_app.core.library import default_config_dir
     from gallery_app.core.search import Searcher
 
-    saved = None
+    custom = None
     if args.preset == "custom":  # read before the model loads: a missing preset fails fast
-        from gallery_app.core.settings_store import custom_calibration, load_settings
+        from gallery_app.core.settings_store import load_settings
 
-        saved = custom_calibration(load_settings())
-    encoder, library = _open(args, share=True)
-    calibration = saved or preset(args.preset, encoder.logit_scale, encoder.logit_bias)
-    calibration = calibration.with_overrides(args.temperature, args.threshold)
+        custom = load_settings().custom
+        preset_calibration("custom", custom=custom)
+    encoder, library = _open(args, read_only=True)
+    calibration = preset_calibration(args.preset, encoder.logit_scale, encoder.logit_bias, custom)
+    calibration = calibration.with_overrides(args.temperature, args.centre)
     expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
     with library:
         searcher = Searcher(library, encoder, expander)
@@ -311,7 +315,7 @@ def run_search(args: argparse.Namespace) -> int:
                     "query": args.query,
                     "preset": calibration.preset,
                     "temperature": calibration.temperature,
-                    "threshold": calibration.threshold,
+                    "centre": calibration.centre,
                     "variants": [
                         {"text": v.text, "prompt": v.prompt, "weight": v.weight}
                         for v in hits.variants
@@ -334,7 +338,7 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.query!r}: preset {calibration.preset} (T={calibration.temperature:.2f}, "
-        f"c={calibration.threshold:.4f}), {len(hits.variants)} variant(s): "
+        f"c={calibration.centre:.4f}), {len(hits.variants)} variant(s): "
         + ", ".join(f"{v.text} ({v.weight:g})" for v in hits.variants)
     )
     if empty_library:

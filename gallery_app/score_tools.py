@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from gallery_app.cli import _finite_float, _open, _positive_float, _positive_int
+from gallery_app.cli import _open, _positive_float, _positive_int, add_centre_argument
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.probes import DEFAULT_PROBE_QUERIES, DEFAULT_SAMPLE_SIZE
 
@@ -41,7 +41,7 @@ def add_score_tool_commands(commands: Any) -> None:
 
     tune = commands.add_parser(
         "tune",
-        help="tune the score's temperature and threshold interactively (reads stdin)",
+        help="tune the score's temperature and centre interactively (reads stdin)",
         description="Reads commands from stdin (type `help`); works when piped.",
     )
     tune.add_argument("image", nargs="?", metavar="IMAGE", help="photo that `test` scores")
@@ -66,7 +66,7 @@ def _add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
         help="calibration preset (default: the one saved in your settings, else model)",
     )
     parser.add_argument("--temperature", type=_positive_float, metavar="T", help="override T")
-    parser.add_argument("--threshold", type=_finite_float, metavar="C", help="override c")
+    add_centre_argument(parser, "override c")
 
 
 def _current_calibration(args: argparse.Namespace, encoder: Any) -> Calibration:
@@ -79,13 +79,12 @@ def _current_calibration(args: argparse.Namespace, encoder: Any) -> Calibration:
     if args.preset is not None:
         settings = replace(settings, preset=args.preset)
     calibration = settings.calibration(encoder.logit_scale, encoder.logit_bias)
-    return calibration.with_overrides(args.temperature, args.threshold)
+    return calibration.with_overrides(args.temperature, args.centre)
 
 
 def _describe(calibration: Calibration) -> str:
     return (
-        f"preset {calibration.preset} (T={calibration.temperature:.2f}, "
-        f"c={calibration.threshold:.4f})"
+        f"preset {calibration.preset} (T={calibration.temperature:.2f}, c={calibration.centre:.4f})"
     )
 
 
@@ -96,7 +95,7 @@ def run_debug_scores(args: argparse.Namespace) -> int:
     from gallery_app.core.score_report import build_score_report
 
     queries = tuple(args.query or DEFAULT_PROBE_QUERIES)
-    encoder, library = _open(args)
+    encoder, library = _open(args, read_only=True)
     with library:
         calibration = _current_calibration(args, encoder)
         report = build_score_report(
@@ -153,7 +152,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from gallery_app.core.library import default_config_dir
     from gallery_app.tune import Tuner
 
-    encoder, library = _open(args)
+    encoder, library = _open(args, read_only=True)
     with library:
         tuner = Tuner(
             encoder,
@@ -206,7 +205,8 @@ def render_eval_report(report: Any) -> list[str]:
     lines = [
         f"{data['dir']}: {len(data['labels'])} labels, {data['images']} photos, "
         f"distractors: {data['distractors']}; {_describe(report.calibration)}",
-        "recall@k: share of queries with a relevant photo among the first k results.",
+        "hit@k: share of queries with a relevant photo among the first k results; "
+        "recall@k: share of a query's relevant photos among its first k (mean over queries).",
         "",
         f"{'':<30}{'without expansion':>18}{'with expansion':>18}",
     ]
@@ -215,12 +215,14 @@ def render_eval_report(report: Any) -> list[str]:
         lines.append(f"{name:<30}{_cell(pick(plain)):>18}{_cell(pick(expanded)):>18}")
 
     for k in (1, 5, 10):
+        row(f"hit@{k}", lambda m, k=k: m[f"hit_at_{k}"])
+    for k in (1, 5, 10):
         row(f"recall@{k}", lambda m, k=k: m[f"recall_at_{k}"])
     row("mean average precision", lambda m: m["mean_average_precision"])
     row("mean score, relevant pairs", lambda m: m["calibration"]["mean_score_relevant"])
     row("mean score, irrelevant pairs", lambda m: m["calibration"]["mean_score_irrelevant"])
     row("expected calibration error", lambda m: m["calibration"]["expected_calibration_error"])
-    row("best-F1 score threshold", lambda m: _best(m)["threshold"])
+    row("best-F1 min_score", lambda m: _best(m)["min_score"])
     row("  F1 there", lambda m: _best(m)["f1"])
     lines += ["", "per query: average precision (rank of the first relevant photo)"]
     for a, b in zip(plain["per_query"], expanded["per_query"], strict=True):
@@ -235,7 +237,7 @@ def render_eval_report(report: Any) -> list[str]:
 
 def _best(mode: dict[str, Any]) -> dict[str, Any]:
     best = mode["calibration"]["best_f1"]
-    return best if best is not None else {"threshold": None, "f1": None}
+    return best if best is not None else {"min_score": None, "f1": None}
 
 
 def _cell(value: float | None) -> str:

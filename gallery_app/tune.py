@@ -13,11 +13,11 @@ from typing import TextIO
 import numpy as np
 
 from gallery_app.core.calibrate import (
+    PRESET_NAMES,
     Calibration,
     fit_calibration,
-    model_preset,
+    preset_calibration,
     recommend_calibration,
-    seed_preset,
 )
 from gallery_app.core.errors import ConfigError, GalleryError
 from gallery_app.core.expansion import Expander
@@ -34,7 +34,6 @@ from gallery_app.core.probes import (
 from gallery_app.core.search import Searcher, SearchHits
 from gallery_app.core.settings_store import (
     UserSettings,
-    custom_calibration,
     load_settings,
     save_settings,
     settings_path,
@@ -59,7 +58,7 @@ commands:
   feedback FILE      fit T and c to a CSV of path,query,relevant (1/0) judgements
   apply              save the last recommendation or fit (else the current T and c) as the
                      custom preset used by the app, with the current expand setting
-  set T              use temperature T          threshold C   use centre c (score 0.5 at c)
+  set T              use temperature T          centre C      use centre c (score 0.5 at c)
   preset NAME        model | seed | custom      expand on|off search query variants or not
   show               the current settings       help          this text
   quit               leave (end of input does the same)"""
@@ -97,7 +96,8 @@ class Tuner:
         self.err = err or out
         self.settings_file = settings_file or settings_path()
         self.settings = load_settings(self.settings_file)
-        self.model = model_preset(logit_scale, logit_bias)
+        self.logit_scale, self.logit_bias = logit_scale, logit_bias
+        self.model = preset_calibration("model", logit_scale, logit_bias)
         self.calibration = self.settings.calibration(logit_scale, logit_bias)
         self.expand = self.settings.expand
         self.expander = expander or Expander()
@@ -141,7 +141,8 @@ class Tuner:
             "feedback": self._feedback,
             "apply": self._apply,
             "set": self._set_temperature,
-            "threshold": self._set_threshold,
+            "centre": self._set_centre,
+            "threshold": self._set_centre,  # its old name, kept for scripts that use it
             "preset": self._preset,
             "expand": self._expand,
             "show": self._show,
@@ -163,7 +164,7 @@ class Tuner:
     def _describe(self) -> str:
         c = self.calibration
         return (
-            f"preset {c.preset}: T = {c.temperature:.2f}, c = {c.threshold:.4f}, "
+            f"preset {c.preset}: T = {c.temperature:.2f}, c = {c.centre:.4f}, "
             f"expand {'on' if self.expand else 'off'}"
         )
 
@@ -176,7 +177,7 @@ class Tuner:
         if self.pending is not None:
             pending, origin = self.pending
             self._say(
-                f"not yet applied: T = {pending.temperature:.2f}, c = {pending.threshold:.4f} "
+                f"not yet applied: T = {pending.temperature:.2f}, c = {pending.centre:.4f} "
                 f"from {origin}"
             )
 
@@ -187,21 +188,17 @@ class Tuner:
         self.calibration = self.calibration.with_overrides(temperature=temperature)
         self._say(self._describe())
 
-    def _set_threshold(self, argument: str) -> None:
-        threshold = _number(argument, "threshold C")
-        self.calibration = self.calibration.with_overrides(threshold=threshold)
+    def _set_centre(self, argument: str) -> None:
+        centre = _number(argument, "centre C")
+        self.calibration = self.calibration.with_overrides(centre=centre)
         self._say(self._describe())
 
     def _preset(self, argument: str) -> None:
         name = argument.lower()
-        if name == "model":
-            self.calibration = self.model
-        elif name == "seed":
-            self.calibration = seed_preset()
-        elif name == "custom":
-            self.calibration = custom_calibration(load_settings(self.settings_file))
-        else:
+        if name not in PRESET_NAMES:
             raise TuneError(f"preset must be model, seed or custom, got {argument!r}")
+        custom = load_settings(self.settings_file).custom if name == "custom" else None
+        self.calibration = preset_calibration(name, self.logit_scale, self.logit_bias, custom)
         self._say(self._describe())
 
     def _expand(self, argument: str) -> None:
@@ -233,7 +230,7 @@ class Tuner:
             mark = "*" if calibration is self.calibration else " "
             self._say(
                 f"  {mark:<2}{label:<8} {calibration.temperature:8.2f} "
-                f"{calibration.threshold:8.4f} {best.raw:8.4f} {score:10.4f}"
+                f"{calibration.centre:8.4f} {best.raw:8.4f} {score:10.4f}"
             )
         self._say("  (* = current; calibrated = weight x sigmoid(T x (raw - c)))")
 
@@ -256,16 +253,14 @@ class Tuner:
         """Three blocks: around the current T (at the current c), the seed's, the model's."""
         current, model = self.calibration, self.model
         around = [
-            current
-            if m == 1.0
-            else Calibration("custom", current.temperature * m, current.threshold)
+            current if m == 1.0 else Calibration("custom", current.temperature * m, current.centre)
             for m in CURRENT_MULTIPLES
         ]
         return (
             [("current", c) for c in around]
             + [("seed", Calibration("seed", t, 0.0)) for t in SEED_TEMPERATURES]
             + [
-                ("model", Calibration("model", model.temperature * m, model.threshold))
+                ("model", Calibration("model", model.temperature * m, model.centre))
                 for m in MODEL_MULTIPLES
             ]
         )
@@ -282,12 +277,10 @@ class Tuner:
         current = self.calibration
         top_now = float(current.score(recommendation.top_raw))
         median_now = float(current.score(recommendation.median_raw))
-        self._say(
-            f"recommended: T = {recommended.temperature:.2f}, c = {recommended.threshold:.4f}"
-        )
+        self._say(f"recommended: T = {recommended.temperature:.2f}, c = {recommended.centre:.4f}")
         self._say(recommendation.reason)
         self._say(
-            f"Under the current T = {current.temperature:.2f}, c = {current.threshold:.4f} "
+            f"Under the current T = {current.temperature:.2f}, c = {current.centre:.4f} "
             f"those score {top_now:.4f} and {median_now:.4f}. Type `apply` to save the "
             "recommendation as your custom preset."
         )
@@ -319,11 +312,11 @@ class Tuner:
         fitted = fit.calibration
         self._say(
             f"fitted on {fit.sample_count} judgements ({fit.relevant_count} relevant): "
-            f"T = {fitted.temperature:.2f}, c = {fitted.threshold:.4f}"
+            f"T = {fitted.temperature:.2f}, c = {fitted.centre:.4f}"
         )
         self._say(
             f"Logistic regression of relevant on raw cosine, pulled towards the model preset "
-            f"(T = {self.model.temperature:.2f}, c = {self.model.threshold:.4f}) as much as "
+            f"(T = {self.model.temperature:.2f}, c = {self.model.centre:.4f}) as much as "
             "a few judgements need; more judgements, less pull. Mean log loss "
             f"{fit.log_loss:.4f}. Type `apply` to save it as your custom preset."
         )
@@ -334,16 +327,16 @@ class Tuner:
         settings = UserSettings(
             preset="custom",
             custom_temperature=chosen.temperature,
-            custom_threshold=chosen.threshold,
+            custom_centre=chosen.centre,
             min_score=self.settings.min_score,
             expand=self.expand,
         )
         saved_to = save_settings(settings, self.settings_file)
         self.settings = settings
-        self.calibration = Calibration("custom", chosen.temperature, chosen.threshold)
+        self.calibration = Calibration("custom", chosen.temperature, chosen.centre)
         self.pending = None
         self._say(
-            f"saved custom preset T = {chosen.temperature:.2f}, c = {chosen.threshold:.4f}, "
+            f"saved custom preset T = {chosen.temperature:.2f}, c = {chosen.centre:.4f}, "
             f"expand {'on' if self.expand else 'off'} to {saved_to}; it is now the app's preset"
         )
 

@@ -47,7 +47,7 @@ def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_pat
     searched = run_cli(*common, "search", "dogs on the beach", "--top-k", "4", "--json")
     assert searched.returncode == 0, searched.stderr
     out = json.loads(searched.stdout)
-    assert set(out) == {"query", "preset", "temperature", "threshold", "variants", "results"}
+    assert set(out) == {"query", "preset", "temperature", "centre", "variants", "results"}
     assert out["query"] == "dogs on the beach" and out["preset"] == "model"
     assert out["variants"][0] == {
         "text": "dogs on the beach",
@@ -72,7 +72,7 @@ def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_pat
         "seed",
         "--temperature",
         "12",
-        "--threshold",
+        "--centre",
         "0.05",
     )
     assert table.returncode == 0, table.stderr
@@ -88,7 +88,7 @@ def test_search_flags_override_calibration(tiny_model_dir, make_images, tmp_path
     capsys.readouterr()
     assert main([*common, "search", "snow", "--no-expand", "--json", "--preset", "seed"]) == 0
     seed = json.loads(capsys.readouterr().out)
-    assert (seed["temperature"], seed["threshold"], seed["preset"]) == (25.0, 0.0, "seed")
+    assert (seed["temperature"], seed["centre"], seed["preset"]) == (25.0, 0.0, "seed")
     assert [v["text"] for v in seed["variants"]] == ["snow"]
     assert main([*common, "search", "snow", "--no-expand", "--json", "--temperature", "3"]) == 0
     custom = json.loads(capsys.readouterr().out)
@@ -97,6 +97,24 @@ def test_search_flags_override_calibration(tiny_model_dir, make_images, tmp_path
         if a["path"] == b["path"]:
             assert a["raw"] == pytest.approx(b["raw"])
     assert seed["results"][0]["score"] != custom["results"][0]["score"]
+
+
+def test_threshold_is_a_deprecated_alias_of_centre(capsys):
+    from gallery_app.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "dog", "--threshold", "0.04"])
+    assert args.centre == 0.04
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert notice == ["note: --threshold is now called --centre; --threshold will go."]
+    assert parser.parse_args(["search", "dog", "--centre", "0.03"]).centre == 0.03
+    assert capsys.readouterr().err == ""
+    for command in (["search", "dog"], ["debug-scores"], ["eval", "DIR"]):
+        assert parser.parse_args([*command, "--threshold", "0.02"]).centre == 0.02
+    with pytest.raises(SystemExit):
+        parser.parse_args(["search", "dog", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--centre" in help_text and "--threshold" not in help_text
 
 
 def test_bad_model_is_one_clear_line_and_exit_1(tmp_path):

@@ -44,7 +44,7 @@ def test_debug_scores_json_on_a_library_sample(indexed, capsys):
     assert set(data) == {
         "preset",
         "temperature",
-        "threshold",
+        "centre",
         "queries",
         "images",
         "diagnoses",
@@ -62,7 +62,7 @@ def test_debug_scores_json_on_a_library_sample(indexed, capsys):
             "code",
             "message",
             "suggested_temperature",
-            "suggested_threshold",
+            "suggested_centre",
         }
 
 
@@ -82,10 +82,10 @@ def test_debug_scores_table_for_named_images_and_queries(indexed, make_images, c
 
 
 def test_debug_scores_honours_preset_and_overrides(indexed, capsys):
-    args = [*indexed, "debug-scores", "--json", "--preset", "seed", "--threshold", "0.05"]
+    args = [*indexed, "debug-scores", "--json", "--preset", "seed", "--centre", "0.05"]
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
-    assert (data["preset"], data["temperature"], data["threshold"]) == ("custom", 25.0, 0.05)
+    assert (data["preset"], data["temperature"], data["centre"]) == ("custom", 25.0, 0.05)
 
 
 def test_debug_scores_on_an_empty_library_is_one_clear_line(tiny_model_dir, tmp_path):
@@ -116,7 +116,7 @@ def test_tune_piped_recommend_apply_then_search_with_the_custom_preset(indexed, 
     out = json.loads(searched.stdout)
     assert out["preset"] == "custom"
     assert out["temperature"] == pytest.approx(saved["custom_temperature"])
-    assert out["threshold"] == pytest.approx(saved["custom_threshold"])
+    assert out["centre"] == pytest.approx(saved["custom_centre"])
 
 
 def test_tune_exit_status_reports_a_failed_command(indexed):
@@ -161,9 +161,12 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
     for mode, expand in (("without_expansion", False), ("with_expansion", True)):
         quality = data[mode]
         assert quality["expand"] is expand
-        for key in ("recall_at_1", "recall_at_5", "recall_at_10", "mean_average_precision"):
+        for key in ("hit_at_1", "recall_at_1", "recall_at_10", "mean_average_precision"):
             assert 0.0 <= quality[key] <= 1.0
+        assert quality["hit_at_1"] <= quality["hit_at_5"] <= quality["hit_at_10"]
         assert quality["recall_at_1"] <= quality["recall_at_5"] <= quality["recall_at_10"]
+        # three relevant photos per query: the first one is at most a third of them
+        assert quality["recall_at_1"] <= 1 / 3 + 1e-9
         calibration = quality["calibration"]
         assert set(calibration) == {
             "mean_score_relevant",
@@ -171,7 +174,7 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
             "expected_calibration_error",
             "best_f1",
         }
-        assert set(calibration["best_f1"]) == {"threshold", "f1", "precision", "recall"}
+        assert set(calibration["best_f1"]) == {"min_score", "f1", "precision", "recall"}
         assert [q["relevant"] for q in quality["per_query"]] == [3, 3, 3]
         for q in quality["per_query"]:
             assert 1 <= q["first_relevant_rank"] <= 11 - 2
@@ -180,7 +183,13 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
 def test_eval_table(tiny_model_dir, labelled, capsys):
     assert main(["--model", str(tiny_model_dir), "eval", str(labelled)]) == 0
     out = capsys.readouterr().out
-    for label in ("recall@1", "recall@10", "mean average precision", "expected calibration"):
+    for label in (
+        "hit@1",
+        "recall@1",
+        "recall@10",
+        "mean average precision",
+        "expected calibration",
+    ):
         assert label in out
     assert "without expansion" in out and "with expansion" in out
     assert "red car" in out

@@ -73,8 +73,8 @@ def test_test_prints_a_temperature_table_whose_scores_follow_the_formula(encoder
     best = Searcher(library, encoder).search("dog", top_k=1).rank(model, top_k=1)[0]
     assert f"the library's best photo for it, {best.path}:" in out.getvalue()
     weight = float(re.search(r"\(weight ([0-9.]+)\)", out.getvalue()).group(1))
-    for _, _, temperature, threshold, raw, calibrated in rows:
-        expected = weight * calibrated_score(float(raw), float(temperature), float(threshold))
+    for _, _, temperature, centre, raw, calibrated in rows:
+        expected = weight * calibrated_score(float(raw), float(temperature), float(centre))
         assert float(calibrated) == pytest.approx(float(expected), abs=2e-3)
 
 
@@ -90,16 +90,22 @@ def test_test_against_an_image_uses_that_photo(encoder, library, photos):
     assert raw == pytest.approx(expected, abs=1e-4)
 
 
-def test_set_threshold_preset_and_expand_change_the_state(encoder, library, photos):
+def test_set_centre_preset_and_expand_change_the_state(encoder, library, photos):
     tuner, out, _ = make_tuner(encoder, library)
-    assert drive(tuner, "set 42\nthreshold 0.05\nexpand off\nshow\n") == 0
-    assert (tuner.calibration.temperature, tuner.calibration.threshold) == (42.0, 0.05)
+    assert drive(tuner, "set 42\ncentre 0.05\nexpand off\nshow\n") == 0
+    assert (tuner.calibration.temperature, tuner.calibration.centre) == (42.0, 0.05)
     assert tuner.calibration.preset == "custom" and tuner.expand is False
     assert "T = 42.00, c = 0.0500, expand off" in out.getvalue()
     drive(tuner, "preset seed\n")
-    assert (tuner.calibration.temperature, tuner.calibration.threshold) == (25.0, 0.0)
+    assert (tuner.calibration.temperature, tuner.calibration.centre) == (25.0, 0.0)
     drive(tuner, "preset model\n")
     assert tuner.calibration.preset == "model"
+
+
+def test_threshold_is_still_accepted_as_the_old_name_of_centre(encoder, library):
+    tuner, _, err = make_tuner(encoder, library)
+    assert drive(tuner, "threshold 0.07\n") == 0, err.getvalue()
+    assert tuner.calibration.centre == 0.07
 
 
 @pytest.mark.parametrize(
@@ -108,7 +114,7 @@ def test_set_threshold_preset_and_expand_change_the_state(encoder, library, phot
         ("frobnicate", "unknown command"),
         ("set hot", "usage: set T"),
         ("set -3", "positive"),
-        ("threshold nan", "finite"),
+        ("centre nan", "finite"),
         ("preset warm", "model, seed or custom"),
         ("preset custom", "No custom calibration"),
         ("expand maybe", "on or off"),
@@ -145,7 +151,7 @@ def test_recommend_then_apply_saves_the_recommended_custom_preset(encoder, libra
     saved = load_settings()
     assert saved.preset == "custom"
     assert saved.custom_temperature == pytest.approx(expected.calibration.temperature)
-    assert saved.custom_threshold == pytest.approx(expected.calibration.threshold)
+    assert saved.custom_centre == pytest.approx(expected.calibration.centre)
     assert f"T = {expected.calibration.temperature:.2f}" in out.getvalue()
     assert expected.reason in out.getvalue()
     assert tuner.calibration.preset == "custom"
@@ -160,7 +166,7 @@ def test_apply_without_a_recommendation_saves_the_current_values(encoder, librar
     again, _, _ = make_tuner(encoder, library)
     assert again.calibration.temperature == 33.0 and again.expand is False
     assert drive(again, "preset model\npreset custom\n") == 0
-    assert again.calibration.threshold == 0.02
+    assert again.calibration.centre == 0.02
 
 
 def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_path: Path):
@@ -187,7 +193,7 @@ def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_pat
     ).calibration
     saved = load_settings()
     assert saved.custom_temperature == pytest.approx(expected.temperature, rel=1e-6)
-    assert saved.custom_threshold == pytest.approx(expected.threshold, abs=1e-6)
+    assert saved.custom_centre == pytest.approx(expected.centre, abs=1e-6)
     assert f"fitted on {len(judged)} judgements" in out.getvalue()
 
 

@@ -60,13 +60,12 @@ def build_tiny_siglip(
 ) -> Path:
     """Save a random-weight SigLIP (text max_position_embeddings = 64) plus its processor."""
     import torch
-    from transformers import (
-        SiglipConfig,
-        SiglipImageProcessor,
-        SiglipModel,
-        SiglipProcessor,
-        SiglipTokenizer,
-    )
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor, SiglipTokenizer
+
+    try:  # transformers 5: the PIL processor has its own class (the default needs torchvision)
+        from transformers import SiglipImageProcessorPil as SiglipImageProcessor
+    except ImportError:  # transformers 4.x: the default one is PIL-based
+        from transformers import SiglipImageProcessor
 
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
@@ -87,6 +86,7 @@ def build_tiny_siglip(
             "max_position_embeddings": 64,
             "pad_token_id": tokenizer.pad_token_id,
             "eos_token_id": tokenizer.eos_token_id,
+            "bos_token_id": None,  # SigLIP has none; the default (49406) is CLIP's
         },
         vision_config={
             "image_size": image_size,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.errors import CalibrationError
+from gallery_app.core.errors import CalibrationError, ConfigError
 
 SEED_TEMPERATURE = 25.0
 
@@ -19,34 +19,34 @@ class Calibration:
 
     preset: str
     temperature: float
-    threshold: float
+    centre: float
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a positive number, got {self.temperature}")
-        if not math.isfinite(self.threshold):
-            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
+        if not math.isfinite(self.centre):
+            raise ValueError(f"centre must be a finite number, got {self.centre}")
 
     def score(self, raw_cosine: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        return calibrated_score(raw_cosine, self.temperature, self.threshold)
+        return calibrated_score(raw_cosine, self.temperature, self.centre)
 
     def with_overrides(
-        self, temperature: float | None = None, threshold: float | None = None
+        self, temperature: float | None = None, centre: float | None = None
     ) -> Calibration:
-        if temperature is None and threshold is None:
+        if temperature is None and centre is None:
             return self
         return Calibration(
             preset="custom",
             temperature=self.temperature if temperature is None else temperature,
-            threshold=self.threshold if threshold is None else threshold,
+            centre=self.centre if centre is None else centre,
         )
 
 
 def calibrated_score(
-    raw_cosine: npt.ArrayLike, temperature: float, threshold: float
+    raw_cosine: npt.ArrayLike, temperature: float, centre: float
 ) -> npt.NDArray[np.float64]:
     """sigmoid(T * (raw - c)), computed without overflow for any input."""
-    logits = temperature * (np.asarray(raw_cosine, dtype=np.float64) - threshold)
+    logits = temperature * (np.asarray(raw_cosine, dtype=np.float64) - centre)
     # exp of a non-positive number never overflows; pick the branch by sign.
     decay = np.exp(-np.abs(logits))
     return np.where(logits >= 0, 1.0 / (1.0 + decay), decay / (1.0 + decay))
@@ -63,14 +63,38 @@ def seed_preset() -> Calibration:
     return Calibration("seed", SEED_TEMPERATURE, 0.0)
 
 
-PRESET_NAMES = ("model", "seed")
+PRESET_NAMES = ("model", "seed", "custom")
 
 
-def preset(name: str, logit_scale: float, logit_bias: float) -> Calibration:
+def preset_calibration(
+    name: str,
+    logit_scale: float | None = None,
+    logit_bias: float | None = None,
+    custom: tuple[float, float] | None = None,
+) -> Calibration:
+    """The one place a preset name becomes a Calibration: `search`, `debug-scores`, `eval`,
+    `tune` and the window all come here, so a preset means the same everywhere.
+
+    model: the checkpoint's own sigmoid(exp(logit_scale) * cos + logit_bias), which needs both
+    numbers; seed: sigmoid(25 * cos); custom: the (T, c) that `tune` `apply` saved.
+    """
     if name == "model":
+        if logit_scale is None or logit_bias is None:
+            raise CalibrationError(
+                "The model preset is the checkpoint's own logit_scale and logit_bias; they are "
+                "known once the model has loaded."
+            )
         return model_preset(logit_scale, logit_bias)
     if name == "seed":
         return seed_preset()
+    if name == "custom":
+        if custom is None:
+            raise ConfigError(
+                "No custom calibration is saved yet. Run `gallery-app tune`, then `recommend` "
+                "(or `set T` and `centre C`) and `apply` to save one."
+            )
+        temperature, centre = custom
+        return Calibration("custom", temperature, centre)
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
 
 
@@ -153,7 +177,7 @@ def recommend_calibration(
         f"Over {image_count} photos and {probe_count} probe queries, the top "
         f"{top_fraction:.0%} of a probe's raw cosines start at {top_raw:.4f} and its median "
         f"is {median_raw:.4f} (medians over the probes). T = {calibration.temperature:.1f} and "
-        f"c = {calibration.threshold:.4f} score those {top_score:g} and {median_score:g}: the "
+        f"c = {calibration.centre:.4f} score those {top_score:g} and {median_score:g}: the "
         "few best photos for a concept read as matches, the typical photo as a non-match."
     )
     return Recommendation(calibration, top_raw, median_raw, image_count, probe_count, reason)
@@ -206,7 +230,7 @@ def fit_calibration(
     if not (temperature_sd_ratio > 0 and centre_logit_sd > 0):
         raise ValueError("prior standard deviations must be positive")
 
-    t0, c0 = prior.temperature, prior.threshold
+    t0, c0 = prior.temperature, prior.centre
     prior_mean = np.array([t0, -t0 * c0])
     along_temperature = np.array([1.0, 0.0])
     along_centre = np.array([c0, 1.0])  # (a, b) . (c0, 1) = logit at raw = c0

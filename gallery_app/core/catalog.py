@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.errors import CorruptCatalog, GalleryError, LibraryInUse, LibraryMismatch
+from gallery_app.core.errors import (
+    CorruptCatalog,
+    DiskFull,
+    GalleryError,
+    LibraryInUse,
+    LibraryMismatch,
+)
+from gallery_app.core.fileio import (
+    check_regular,
+    create_private,
+    disk_full,
+    make_private_dirs,
+    nearly_full,
+    remove_quietly,
+    tighten,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +71,57 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the failures list (shown after every run and in the window) no longer scans every row.
     1: ("CREATE INDEX IF NOT EXISTS images_failed ON images(path) WHERE error IS NOT NULL",),
 }
+
+
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF).
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_INTERRUPT, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 9, 10, 13, 14
+_SQLITE_AUTH = 23
+
+# A read that fails with one of these found a stored value it cannot use (a vector blob of the
+# wrong length, a number stored as text, bytes that are not UTF-8): SQLite has no page
+# checksums, so damage inside a page often shows up only here.
+_DECODING_ERRORS = (ValueError, TypeError, KeyError, OverflowError, UnicodeDecodeError)
+
+_UNIT_TOLERANCE = 1e-3  # float32 embeddings normalized by the encoder are within ~1e-6
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+class _StoredValueError(ValueError):
+    """A value read back from the catalog is not what gallery-app stores there."""
+
+
+def _guarded(method: _Method) -> _Method:
+    """Every catalog read: an SQLite error or an undecodable stored value becomes the designed
+    error (in use, disk full, damaged ...), never a bare exception."""
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
+        except _DECODING_ERRORS as exc:
+            raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _guarded_write(method: _Method) -> _Method:
+    """Every catalog write: like `_guarded`, but a TypeError or ValueError from the records
+    handed in is the caller's bug, not damage; only values read back are checked."""
+
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
+        except _StoredValueError as exc:
+            raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -118,22 +186,41 @@ class Catalog:
         self.backup_path: Path | None = None  # the copy taken before that upgrade
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        self._damage: str | None = None  # set once damage is seen: no write after that
+        self._in_memory = False
         try:
-            if read_only and not path.exists():
-                raise GalleryError(f"There is no library at {path} yet; index a folder first.")
-            fresh = not path.exists() or path.stat().st_size == 0
+            for companion in _companions(path):  # a FIFO here would hang SQLite's first read
+                check_regular(companion)
+            exists = check_regular(path)
+            if read_only and not exists:
+                # Nothing indexed yet: an empty catalog in memory, so a reader shows an empty
+                # library (and says how to fill it) without creating anything on disk.
+                self._in_memory = True
+                self._db = sqlite3.connect(":memory:", check_same_thread=False)
+                self.db.isolation_level = None
+                self._create_schema(self.db)
+                return
+            fresh = not exists or path.stat().st_size == 0
             tables = set() if fresh else self._inspect()
             if read_only:
-                self._db = sqlite3.connect(_read_only_uri(path), uri=True, check_same_thread=False)
-                self.db.isolation_level = None
+                self._db = _connect_read_only(path, check_same_thread=False)
                 self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
                 self.db.execute("PRAGMA query_only=ON")
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                make_private_dirs(path.parent)
+                # Owner-only, whatever the umask: SQLite gives -wal and -shm the same mode.
+                create_private(path)
+                tighten(path)
+                self._db = sqlite3.connect(
+                    _uri(path, "rw"), uri=True, check_same_thread=False, isolation_level=None
+                )
                 self.db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
+                # FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so a power cut
+                # can roll back batches that had already committed. FULL syncs the WAL on every
+                # commit, so a committed batch survives a power cut and only the batch in
+                # flight can be lost (the README's promise), for one fsync per batch.
+                self.db.execute("PRAGMA synchronous=FULL")
                 self.db.execute("PRAGMA foreign_keys=ON")
             if "meta" in tables:
                 self._check_version_and_identity()
@@ -142,6 +229,9 @@ class Catalog:
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise self._translate(exc) from exc
+        except _DECODING_ERRORS as exc:
+            self._close_quietly()
+            raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
         except BaseException:
             self._close_quietly()
             raise
@@ -155,10 +245,10 @@ class Catalog:
     def _inspect(self) -> set[str]:
         """Integrity check and table names through a read-only connection: a damaged file is
         reported before any write (WAL switch, schema creation) could make it worse."""
-        probe = sqlite3.connect(_read_only_uri(self.path), uri=True)
+        probe = _connect_read_only(self.path)
         try:
             probe.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-            problems = [row[0] for row in probe.execute("PRAGMA quick_check(5)")]
+            problems = [str(row[0]) for row in probe.execute("PRAGMA quick_check(5)")]
             if problems != ["ok"]:
                 raise CorruptCatalog(self._damaged_message("; ".join(problems)))
             tables = {
@@ -180,19 +270,22 @@ class Catalog:
     def _create(self) -> None:
         if self.read_only:
             raise LibraryInUse(f"The library {self.path} is still being created; try again.")
-        statements = [part.strip() for part in _SCHEMA.split(";") if part.strip()]
         with self._transaction() as db:  # schema and identity together, or neither
-            for statement in statements:
+            self._create_schema(db)
+
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        for statement in (part.strip() for part in _SCHEMA.split(";")):
+            if statement:
                 db.execute(statement)
-            db.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", str(SCHEMA_VERSION)),
-                    ("model_id", self.model_id),
-                    ("dim", str(self.dim)),
-                    ("generation", "0"),
-                ],
-            )
+        db.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("model_id", self.model_id),
+                ("dim", str(self.dim)),
+                ("generation", "0"),
+            ],
+        )
 
     def _close_quietly(self) -> None:
         if self._db is not None:
@@ -253,13 +346,21 @@ class Catalog:
             counter += 1
             target = self.path.with_name(f"{self.path.name}.{label}-{stamp}-{counter}.bak")
         partial = target.with_name(target.name + ".tmp")
-        copy = sqlite3.connect(partial)
+        create_private(partial)  # a backup holds the same photo paths: owner-only too
         try:
-            with self._lock:
-                self.db.backup(copy)
-        finally:
-            copy.close()
-        os.replace(partial, target)
+            copy = sqlite3.connect(_uri(partial, "rw"), uri=True)
+            try:
+                with self._lock:
+                    self.db.backup(copy)
+            finally:
+                copy.close()
+            os.replace(partial, target)
+        except sqlite3.DatabaseError as exc:
+            remove_quietly(partial)
+            raise self._translate(exc) from exc
+        except OSError:
+            remove_quietly(partial)
+            raise
         return target
 
     def _damaged_message(self, detail: str) -> str:
@@ -270,25 +371,66 @@ class Catalog:
         )
 
     def _translate(self, exc: sqlite3.DatabaseError) -> GalleryError:
-        """An SQLite error as something a user can act on."""
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, sqlite3.OperationalError):
-            if "locked" in text or "busy" in text:
-                return LibraryInUse(
-                    f"The library catalog {self.path} is locked by another program ({text}). "
-                    "Close other gallery-app windows or tools using it, then try again."
-                )
-            if "full" in text:
+        """An SQLite error as something a user can act on; a strange one has the file checked
+        (PRAGMA quick_check) and is reported as damage."""
+        text = _short(exc)
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) and code > 0 else None
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or (
+            primary is None and ("locked" in text or "busy" in text)
+        ):
+            return LibraryInUse(
+                f"The library catalog {self.path} is locked by another program ({text}). "
+                "Close other gallery-app windows or tools using it, then try again."
+            )
+        if primary == _SQLITE_FULL or "database or disk is full" in text:
+            return disk_full(self.path.parent, "the library catalog could not grow")
+        if primary == _SQLITE_IOERR and nearly_full(self.path.parent):
+            return disk_full(self.path.parent, f"writing the library catalog failed ({text})")
+        if primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM, _SQLITE_AUTH):
+            return GalleryError(
+                f"Cannot open the library catalog {self.path} for writing ({text}). Check "
+                "that its folder exists and that you may write to it."
+            )
+        if primary == _SQLITE_INTERRUPT:
+            return GalleryError(f"Reading the library catalog {self.path} was interrupted.")
+        if isinstance(exc, sqlite3.ProgrammingError):  # e.g. used after close()
+            return GalleryError(f"The library catalog {self.path} is closed ({text}).")
+        if primary == _SQLITE_IOERR:
+            problems = self._quick_check()
+            if problems in (["ok"], None):
                 return GalleryError(
-                    f"Cannot write to the library catalog {self.path}: the disk is full. Free "
-                    "some space and run the same command again; nothing committed is lost."
+                    f"The disk holding the library catalog {self.path} reported an error "
+                    f"({text}). The catalog was left as it was; check the disk, then run the "
+                    "same command again."
                 )
-            if "unable to open" in text or "readonly" in text or "read-only" in text:
-                return GalleryError(
-                    f"Cannot open the library catalog {self.path} for writing ({text}). Check "
-                    "that its folder exists and that you may write to it."
-                )
-        return CorruptCatalog(self._damaged_message(text))
+            return self._damaged("; ".join(problems))
+        problems = self._quick_check()
+        detail = text if problems in (["ok"], None) else "; ".join(problems)
+        return self._damaged(detail)
+
+    def _quick_check(self) -> list[str] | None:
+        """SQLite's own look at the file, through a connection of its own (the one that just
+        failed may be mid-transaction); None when even that cannot read it."""
+        if self._in_memory:
+            return None
+        try:
+            probe = _connect_read_only(self.path)
+            try:
+                probe.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+                return [str(row[0]) for row in probe.execute("PRAGMA quick_check(5)")]
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as exc:
+            return [_short(exc)]
+        except OSError:
+            return None
+
+    def _damaged(self, detail: str) -> CorruptCatalog:
+        """The designed error for damage; from now on this catalog is never written to."""
+        self._damage = self._damage or detail
+        log.warning("catalog %s is damaged: %s", self.path, detail)
+        return CorruptCatalog(self._damaged_message(detail))
 
     def close(self) -> None:
         with self._lock:
@@ -298,9 +440,11 @@ class Catalog:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
             raise GalleryError(
-                f"The library {self.path} is open read-only (another gallery-app is writing "
-                "to it); searching works, changes must wait until it is done."
+                f"The library {self.path} is open read-only, for reading (searching, tuning); "
+                "changes are made by `gallery-app index` or the window."
             )
+        if self._damage is not None:
+            raise CorruptCatalog(self._damaged_message(self._damage))
         with self._lock:
             db = self.db
             try:
@@ -310,31 +454,45 @@ class Catalog:
             try:
                 yield db
             except BaseException as exc:
-                db.execute("ROLLBACK")
+                self._rollback(db)
                 if isinstance(exc, sqlite3.DatabaseError):
                     raise self._translate(exc) from exc
                 raise
             try:
                 db.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
-                db.execute("ROLLBACK")
+                self._rollback(db)
                 raise self._translate(exc) from exc
+
+    def _rollback(self, db: sqlite3.Connection) -> None:
+        """Undo what is left of a failed transaction. After SQLITE_FULL or an I/O error SQLite
+        may have rolled it back already; a second ROLLBACK would then fail ("no transaction is
+        active") and hide the error that matters."""
+        if not db.in_transaction:
+            return
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            log.debug("rollback of %s failed: %s", self.path, exc)
 
     def _bump_generation(self, db: sqlite3.Connection) -> int:
         db.execute(
             "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
             "WHERE key = 'generation'"
         )
-        return int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+        row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return _stored_int(row[0])
 
     @property
+    @_guarded
     def generation(self) -> int:
         """Bumped by every change to the vectors; the index records the one it reflects."""
         with self._lock:
             row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0])
+        return _stored_int(row[0])
 
     # Folders ----------------------------------------------------------------------------
+    @_guarded_write
     def add_folder(self, path: str) -> Folder:
         """Register a folder; one inside a known folder is already covered by it."""
         with self._transaction() as db:
@@ -357,11 +515,13 @@ class Catalog:
                     db.execute("DELETE FROM folders WHERE id = ?", (child_id,))
             return folder
 
+    @_guarded
     def folders(self) -> list[Folder]:
         with self._lock:
             rows = self.db.execute("SELECT id, path FROM folders ORDER BY path").fetchall()
         return [Folder(int(i), _from_db(p)) for i, p in rows]
 
+    @_guarded_write
     def remove_folder(self, path: str) -> tuple[int, list[int]]:
         """Forget a folder and its images; returns (generation, ids of removed vectors)."""
         with self._transaction() as db:
@@ -379,9 +539,11 @@ class Catalog:
             return self._bump_generation(db), ids
 
     def _current_generation(self, db: sqlite3.Connection) -> int:
-        return int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+        row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return _stored_int(row[0])
 
     # Images -----------------------------------------------------------------------------
+    @_guarded
     def files_in_folder(self, folder_id: int) -> dict[str, FileState]:
         with self._lock:
             rows = self.db.execute(
@@ -394,6 +556,7 @@ class Catalog:
             for i, path, m, s, ok, err in rows
         }
 
+    @_guarded_write
     def write_batch(self, records: Sequence[ImageRecord]) -> tuple[int, list[int]]:
         """Upsert one batch in one transaction; returns (generation, ids in record order)."""
         if not records:
@@ -432,6 +595,7 @@ class Catalog:
                 ids.append(int(row[0]))
             return generation, ids
 
+    @_guarded_write
     def remove_images(self, ids: Iterable[int]) -> int:
         """Delete image rows; returns the new generation."""
         ids = list(ids)
@@ -439,11 +603,13 @@ class Catalog:
             db.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
             return self._bump_generation(db)
 
+    @_guarded
     def vector_ids(self) -> set[int]:
         with self._lock:
             rows = self.db.execute("SELECT id FROM images WHERE vector IS NOT NULL")
             return {int(i) for (i,) in rows}
 
+    @_guarded
     def vectors(
         self, ids: Iterable[int] | None = None, since_generation: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -467,9 +633,22 @@ class Catalog:
                     ).fetchall()
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        width = self.dim * 4
+        for image_id, blob in rows:
+            if not isinstance(blob, bytes) or len(blob) != width:
+                raise ValueError(f"the vector of image {image_id} is not {width} bytes")
         matrix = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32)
-        return np.array([i for i, _ in rows], np.int64), matrix.reshape(len(rows), self.dim)
+        matrix = matrix.reshape(len(rows), self.dim)
+        # Vectors are stored unit-length (cosines are dot products): a changed byte in one
+        # shows as NaN or a wrong length, which no page-level check of SQLite's would see.
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.linalg.norm(matrix, axis=1)
+        if not (np.abs(norms - 1.0) <= _UNIT_TOLERANCE).all():
+            bad = int(np.argmax(~(np.abs(norms - 1.0) <= _UNIT_TOLERANCE)))
+            raise ValueError(f"the vector of image {rows[bad][0]} is not a unit vector")
+        return np.array([i for i, _ in rows], np.int64), matrix
 
+    @_guarded
     def images(self, ids: Iterable[int]) -> dict[int, ImageInfo]:
         wanted = list(ids)
         out: dict[int, ImageInfo] = {}
@@ -485,6 +664,7 @@ class Catalog:
                     out[int(row[0])] = ImageInfo(row[0], _from_db(row[1]), *row[2:])
         return out
 
+    @_guarded
     def browse(self) -> list[ImageInfo]:
         """Every searchable image, newest first (EXIF date when known, else file time)."""
         with self._lock:
@@ -496,6 +676,7 @@ class Catalog:
             ).fetchall()
         return [ImageInfo(row[0], _from_db(row[1]), *row[2:]) for row in rows]
 
+    @_guarded
     def indexed_files(self) -> list[tuple[str, int]]:
         """(path, mtime_ns) of every searchable image: what the thumbnail cache should hold."""
         with self._lock:
@@ -504,6 +685,7 @@ class Catalog:
             ).fetchall()
         return [(_from_db(path), int(mtime_ns)) for path, mtime_ns in rows]
 
+    @_guarded
     def failures(self) -> list[tuple[str, str]]:
         with self._lock:
             rows = self.db.execute(
@@ -511,6 +693,7 @@ class Catalog:
             ).fetchall()
         return [(_from_db(path), error) for path, error in rows]
 
+    @_guarded
     def count(self) -> int:
         """Images that are searchable (have a vector)."""
         with self._lock:
@@ -521,6 +704,7 @@ class Catalog:
             )
 
     # Text embedding cache (per model, since the catalog is) -------------------------------
+    @_guarded
     def cached_text_vectors(self, prompts: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         if not prompts:
             return {}
@@ -529,16 +713,27 @@ class Catalog:
             rows = self.db.execute(
                 f"SELECT prompt, vector FROM text_cache WHERE prompt IN ({marks})", list(prompts)
             ).fetchall()
-        return {p: np.frombuffer(blob, dtype=np.float32).copy() for p, blob in rows}
+        found = {}
+        for prompt, blob in rows:
+            vector = np.frombuffer(blob, dtype=np.float32) if isinstance(blob, bytes) else None
+            if vector is None or vector.shape != (self.dim,) or not np.isfinite(vector).all():
+                log.debug("ignoring an unusable cached text vector for %r", prompt)
+                continue  # a cache: it is encoded again
+            found[prompt] = vector.copy()
+        return found
 
+    @_guarded_write
     def store_text_vectors(self, vectors: dict[str, npt.NDArray[np.float32]]) -> None:
-        if not vectors or self.read_only:  # a cache: a reader just recomputes next time
+        if not vectors or self.read_only or self._damage:  # a cache: recomputed next time
             return
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO text_cache(prompt, vector) VALUES (?, ?)",
-                [(p, np.asarray(v, np.float32).tobytes()) for p, v in vectors.items()],
-            )
+        try:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO text_cache(prompt, vector) VALUES (?, ?)",
+                    [(p, np.asarray(v, np.float32).tobytes()) for p, v in vectors.items()],
+                )
+        except (DiskFull, LibraryInUse) as exc:  # a search must not fail for its cache
+            log.info("text vectors not cached: %s", exc)
 
 
 def stored_dim(path: Path) -> int | None:
@@ -555,18 +750,55 @@ def stored_dim(path: Path) -> int | None:
 def read_identity(path: Path) -> tuple[str, int]:
     """(model id, dim) a catalog was written for, read without opening it as a library."""
     try:
-        probe = sqlite3.connect(_read_only_uri(path), uri=True)
+        check_regular(path)
+        probe = _connect_read_only(path)
         try:
             meta = dict(probe.execute("SELECT key, value FROM meta"))
         finally:
             probe.close()
         return str(meta["model_id"]), int(meta["dim"])
-    except (sqlite3.DatabaseError, KeyError, ValueError) as exc:
+    except (sqlite3.DatabaseError, *_DECODING_ERRORS) as exc:
         raise CorruptCatalog(f"The library catalog {path} cannot be read ({exc}).") from exc
 
 
-def _read_only_uri(path: Path) -> str:
-    return f"file:{quote(str(path.resolve()))}?mode=ro"
+def _uri(path: Path, mode: str, immutable: bool = False) -> str:
+    """An SQLite URI for path. Quoted from its bytes: a folder name that is not valid UTF-8
+    (surrogate-escaped in Python) still names the right file."""
+    target = quote(os.fsencode(os.path.abspath(path)))
+    return f"file:{target}?mode={mode}" + ("&immutable=1" if immutable else "")
+
+
+def _connect_read_only(path: Path, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-only connection that also works in a read-only folder.
+
+    A reader of a WAL database needs the -shm file, and creates it when it is missing; in a
+    folder it may not write to, it cannot. With no -wal file either, the main file holds
+    everything committed and nothing can be writing it, so it is read as immutable.
+    """
+    db = sqlite3.connect(_uri(path, "ro"), uri=True, check_same_thread=check_same_thread)
+    db.isolation_level = None
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        db.close()
+        code = getattr(exc, "sqlite_errorcode", 0) or 0
+        wal = path.with_name(path.name + "-wal")
+        if code & 0xFF != _SQLITE_CANTOPEN or wal.exists():
+            raise
+        db = sqlite3.connect(
+            _uri(path, "ro", immutable=True), uri=True, check_same_thread=check_same_thread
+        )
+        db.isolation_level = None
+    return db
+
+
+def _companions(path: Path) -> tuple[Path, Path]:
+    """The WAL and shared-memory files SQLite opens beside a database."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _to_db(path: str) -> str | bytes:
@@ -580,7 +812,20 @@ def _to_db(path: str) -> str | bytes:
 
 
 def _from_db(value: str | bytes) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    raise _StoredValueError(f"a stored path is {type(value).__name__}, not text")
+
+
+def _stored_int(value: object) -> int:
+    """An integer stored as text (meta values); anything else is damage."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise _StoredValueError(f"{value!r} is not a number")
 
 
 def is_within(path: str, folder: str) -> bool:

@@ -57,7 +57,7 @@ class Diagnosis:
     code: str  # "all-negative" | "low-variance" | "saturated-low" | "saturated-high"
     message: str  # what is wrong and what to do, including any suggested values
     suggested_temperature: float | None = None
-    suggested_threshold: float | None = None
+    suggested_centre: float | None = None
 
 
 def summarize(raw: npt.ArrayLike) -> RawSummary:
@@ -101,11 +101,11 @@ def diagnose(raw: npt.ArrayLike, calibration: Calibration) -> list[Diagnosis]:
         ]
 
     found = []
-    temperature, threshold = _spreading_calibration(values) or (None, None)
+    temperature, centre = _spreading_calibration(values) or (None, None)
     suggestion = (
-        f" Try T = {temperature:.1f} and c = {threshold:.4f}: the best result would score "
+        f" Try T = {temperature:.1f} and c = {centre:.4f}: the best result would score "
         f"{TARGET_BEST:g} and the median one {TARGET_MEDIAN:g}."
-        if temperature is not None and threshold is not None
+        if temperature is not None and centre is not None
         else ""
     )
     std = float(values.std())
@@ -116,12 +116,12 @@ def diagnose(raw: npt.ArrayLike, calibration: Calibration) -> list[Diagnosis]:
                 f"The raw cosines barely differ (std {std:.4f} over {count} results), so "
                 "the ranking rests on tiny differences." + suggestion,
                 temperature,
-                threshold,
+                centre,
             )
         )
     if count >= SATURATION_MIN_COUNT:
         scores = calibration.score(values)
-        current = f"T = {calibration.temperature:.1f}, c = {calibration.threshold:.4f}"
+        current = f"T = {calibration.temperature:.1f}, c = {calibration.centre:.4f}"
         if bool(np.all(scores < SATURATED_LOW)):
             found.append(
                 Diagnosis(
@@ -130,7 +130,7 @@ def diagnose(raw: npt.ArrayLike, calibration: Calibration) -> list[Diagnosis]:
                     "in the library matches this query, or c is too high for these "
                     "cosines. If the photos you expected are in the list, lower c." + suggestion,
                     temperature,
-                    threshold,
+                    centre,
                 )
             )
         elif bool(np.all(scores > SATURATED_HIGH)):
@@ -140,7 +140,7 @@ def diagnose(raw: npt.ArrayLike, calibration: Calibration) -> list[Diagnosis]:
                     f"Every score is above {SATURATED_HIGH:g} under {current}, so scores "
                     "cannot tell the results apart; raise c." + suggestion,
                     temperature,
-                    threshold,
+                    centre,
                 )
             )
     return found
@@ -210,14 +210,14 @@ def diagnose_probes(raw_by_probe: npt.ArrayLike, calibration: Calibration) -> li
     except CalibrationError:
         recommended = None
     suggestion = (
-        f" Try T = {recommended.temperature:.1f} and c = {recommended.threshold:.4f}: the top "
+        f" Try T = {recommended.temperature:.1f} and c = {recommended.centre:.4f}: the top "
         "1% of each query's photos here would score 0.9 and the median photo 0.1 "
         "(`recommend` in `gallery-app tune` measures more of the library)."
         if recommended is not None
         else ""
     )
     suggested_t = recommended.temperature if recommended is not None else None
-    suggested_c = recommended.threshold if recommended is not None else None
+    suggested_c = recommended.centre if recommended is not None else None
 
     found = []
     # Per probe, so that the offset between two texts does not pass for spread.
@@ -236,7 +236,7 @@ def diagnose_probes(raw_by_probe: npt.ArrayLike, calibration: Calibration) -> li
     if raw.size >= SATURATION_MIN_COUNT:
         scores = calibration.score(raw)
         low, high = scores < SATURATED_LOW, scores > SATURATED_HIGH
-        current = f"T = {calibration.temperature:.1f}, c = {calibration.threshold:.4f}"
+        current = f"T = {calibration.temperature:.1f}, c = {calibration.centre:.4f}"
         if bool(np.all(low)):
             found.append(
                 Diagnosis(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.errors import ConfigError, ModelUnavailable
+from gallery_app.core.errors import ConfigError, ModelUnavailable, NonFiniteVectors
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -136,8 +138,8 @@ class SiglipEncoder:
         config = model.config
         self.max_text_length = int(config.text_config.max_position_embeddings)
         self.dim = int(_projection_dim(model))
-        self.logit_scale = float(model.logit_scale.detach().float().cpu().item())
-        self.logit_bias = float(model.logit_bias.detach().float().cpu().item())
+        self.logit_scale = _finite_parameter(model, "logit_scale", model_id)
+        self.logit_bias = _finite_parameter(model, "logit_bias", model_id)
         self.image_spec = _image_spec(processor.image_processor, model_id)
         self._lock = threading.Lock()
 
@@ -168,35 +170,55 @@ class SiglipEncoder:
             )
         try:
             import torch
-            from transformers import AutoModel, AutoProcessor
+            from transformers import AutoConfig, AutoModel, AutoProcessor
         except ImportError as exc:  # pragma: no cover - broken install
             raise ModelUnavailable(f"torch/transformers are not installed: {exc}") from exc
 
         device = device or pick_device()
         try:
-            # The slow image processor is plain PIL + numpy; the fast one needs torchvision.
-            processor = AutoProcessor.from_pretrained(
-                model_id, trust_remote_code=False, use_fast=False
+            # The checkpoint's numbers are checked before any weights are allocated: a config
+            # asking for 100000 x 100000 pixels must not reach the allocator.
+            with _quiet_transformers():
+                config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
+                processor = AutoProcessor.from_pretrained(
+                    model_id, trust_remote_code=False, **_pil_image_processor_option()
+                )
+        except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
+            raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
+        if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
+            raise ModelUnavailable(
+                f"{model_id} has no tokenizer + image processor pair; its processor files "
+                "(tokenizer_config.json, spiece.model, preprocessor_config.json) are missing."
             )
-            model = AutoModel.from_pretrained(
-                model_id,
-                trust_remote_code=False,
-                use_safetensors=True,
-                dtype=torch.float32,
-            )
+        validate_checkpoint_config(config, model_id)
+        image_spec = _image_spec(processor.image_processor, model_id)
+        _check_image_size_matches(image_spec, config, model_id)
+        try:
+            with _quiet_transformers():
+                model, loading_info = AutoModel.from_pretrained(
+                    model_id,
+                    config=config,
+                    trust_remote_code=False,
+                    use_safetensors=True,
+                    dtype=torch.float32,
+                    output_loading_info=True,
+                )
         except Exception as exc:  # transformers raises OSError, ValueError, safetensors errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
+        missing = sorted(loading_info.get("missing_keys") or ())
+        if missing:
+            # transformers would fill these with random numbers and only log a warning.
+            raise ModelUnavailable(
+                f"Model {model_id}: model.safetensors lacks {len(missing)} of the model's "
+                f"weights ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                "re-download the checkpoint or choose another with --model."
+            )
         for needed in ("get_text_features", "get_image_features", "logit_scale", "logit_bias"):
             if not hasattr(model, needed):
                 raise ModelUnavailable(
                     f"{model_id} loaded as {type(model).__name__}, which is not a SigLIP model "
                     f"(no {needed}). Choose a SigLIP checkpoint such as {DEFAULT_MODEL}."
                 )
-        if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
-            raise ModelUnavailable(
-                f"{model_id} has no tokenizer + image processor pair; its processor files "
-                "(tokenizer_config.json, spiece.model, preprocessor_config.json) are missing."
-            )
         model.eval().to(device)
         if precision == "int8":
             if device == "cpu":
@@ -230,9 +252,9 @@ class SiglipEncoder:
         with self._lock, torch.inference_mode():
             for start in range(0, len(prompts), TEXT_BATCH):
                 input_ids = self.tokenize(prompts[start : start + TEXT_BATCH]).to(self.device)
-                features = self._model.get_text_features(input_ids=input_ids)
+                features = _tower_features(self._model.get_text_features(input_ids=input_ids))
                 chunks.append(features.float().cpu().numpy())
-        return _normalize(np.concatenate(chunks))
+        return self._checked_vectors(np.concatenate(chunks), "texts")
 
     def encode_texts(self, texts: Sequence[str]) -> FloatArray:
         return self.encode_prompts([self.prompt(t) for t in texts])
@@ -245,14 +267,68 @@ class SiglipEncoder:
 
         with self._lock, torch.inference_mode():
             tensor = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device)
-            features = self._model.get_image_features(pixel_values=tensor)
-            return _normalize(features.float().cpu().numpy())
+            features = _tower_features(self._model.get_image_features(pixel_values=tensor))
+            return self._checked_vectors(features.float().cpu().numpy(), "images")
 
     def encode_images(self, images: Sequence[Image.Image]) -> FloatArray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
         pixels = np.stack([self.image_spec.to_model_input(im.convert("RGB")) for im in images])
         return self.encode_pixels(pixels)
+
+    def _checked_vectors(self, features: npt.NDArray[Any], what: str) -> FloatArray:
+        """Normalized vectors, or NonFiniteVectors: a NaN must never reach the library (it
+        would rank nowhere, and JSON has no NaN)."""
+        bad_rows = tuple(int(i) for i in np.flatnonzero(~np.isfinite(features).all(axis=1)))
+        if bad_rows:
+            raise NonFiniteVectors(
+                f"Model {self.model_id} produced NaN or infinite vectors for {len(bad_rows)} "
+                f"of {len(features)} {what}; nothing was stored. Its weights or preprocessing "
+                "numbers are broken: re-download the checkpoint or choose another with --model.",
+                bad_rows,
+            )
+        return _normalize(features)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No progress bars or config notices from transformers while loading: they would land in
+    the CLI's output (5.x draws a "Loading weights" bar). What matters is checked here and
+    raised as ModelUnavailable instead."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _pil_image_processor_option() -> dict[str, Any]:
+    """The plain PIL + numpy image processor (the torchvision one needs an extra install).
+
+    transformers 5 names it backend="pil" and deprecates use_fast; 4.x knows only use_fast.
+    """
+    import transformers
+
+    major = int(transformers.__version__.split(".", 1)[0])
+    return {"backend": "pil"} if major >= 5 else {"use_fast": False}
+
+
+def _tower_features(output: Any) -> Any:
+    """The projected embedding of a get_*_features call.
+
+    transformers 4.x returns the tensor; 5.x a BaseModelOutputWithPooling whose pooler_output
+    is that same tensor (SiglipModel.forward reads it there too).
+    """
+    if hasattr(output, "pooler_output"):
+        return output.pooler_output
+    return output
 
 
 def _normalize(vectors: npt.NDArray[Any]) -> FloatArray:
@@ -262,38 +338,162 @@ def _normalize(vectors: npt.NDArray[Any]) -> FloatArray:
 
 
 def _projection_dim(model: Any) -> int:
+    return int(_projection_dim_of(model.config.text_config))
+
+
+def _projection_dim_of(text_config: Any) -> Any:
     # SigLIP's text head maps to projection_size (defaults to the text hidden size).
-    text_config = model.config.text_config
-    return int(getattr(text_config, "projection_size", None) or text_config.hidden_size)
+    return getattr(text_config, "projection_size", None) or text_config.hidden_size
+
+
+# Bounds on a checkpoint's numbers. Real SigLIP checkpoints use 224..512 pixels and 64 text
+# positions; the bounds are loose enough for any of them and tight enough that a hostile or
+# garbled config cannot ask for gigabytes (100000 x 100000 pixels took 20 GB).
+IMAGE_SIZE_RANGE = (16, 2048)
+TEXT_LENGTH_RANGE = (1, 1024)
+EMBEDDING_DIM_RANGE = (1, 16384)
+PROCESSOR_FILES = "preprocessor_config.json / processor_config.json"
+PIL_RESAMPLE_FILTERS = (0, 1, 2, 3, 4, 5)  # nearest, lanczos, bilinear, bicubic, box, hamming
+
+
+def _bad_number(model_id: str, where: str, field: str, value: Any, expected: str) -> NoReturn:
+    raise ModelUnavailable(
+        f"Model {model_id}: {field} in its {where} is {value!r}; it must be {expected}. The "
+        "checkpoint is damaged or not a SigLIP one: re-download it, or fix that field."
+    )
+
+
+def _bounded_int(model_id: str, where: str, field: str, value: Any, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _bad_number(model_id, where, field, value, f"a whole number from {low} to {high}")
+    if not (math.isfinite(value) and value == int(value) and low <= value <= high):
+        _bad_number(model_id, where, field, value, f"a whole number from {low} to {high}")
+    return int(value)
+
+
+def validate_checkpoint_config(config: Any, model_id: str) -> None:
+    """ModelUnavailable naming the field and value when config.json's numbers are unusable.
+
+    Runs before the weights are allocated: the vision tower's size follows image_size.
+    """
+    text_config = getattr(config, "text_config", None)
+    vision_config = getattr(config, "vision_config", None)
+    if text_config is None or vision_config is None:
+        raise ModelUnavailable(
+            f"{model_id} is a {type(config).__name__}, not a SigLIP model (its config.json has "
+            f"no text_config and vision_config). Choose a SigLIP checkpoint such as "
+            f"{DEFAULT_MODEL}."
+        )
+    where = "config.json"
+    image_size = _bounded_int(
+        model_id, where, "vision_config.image_size", vision_config.image_size, IMAGE_SIZE_RANGE
+    )
+    _bounded_int(
+        model_id, where, "vision_config.patch_size", vision_config.patch_size, (1, image_size)
+    )
+    _bounded_int(
+        model_id,
+        where,
+        "text_config.max_position_embeddings",
+        text_config.max_position_embeddings,
+        TEXT_LENGTH_RANGE,
+    )
+    vision_dim = _bounded_int(
+        model_id,
+        where,
+        "vision_config.hidden_size",
+        vision_config.hidden_size,
+        EMBEDDING_DIM_RANGE,
+    )
+    text_field = (
+        "text_config.projection_size"
+        if getattr(text_config, "projection_size", None)
+        else "text_config.hidden_size"
+    )
+    text_dim = _bounded_int(
+        model_id, where, text_field, _projection_dim_of(text_config), EMBEDDING_DIM_RANGE
+    )
+    if text_dim != vision_dim:
+        _bad_number(
+            model_id,
+            where,
+            text_field,
+            text_dim,
+            f"equal to vision_config.hidden_size ({vision_dim}): text and image vectors are "
+            "compared by cosine, so they need one dimension",
+        )
+
+
+def _check_image_size_matches(spec: ImageSpec, config: Any, model_id: str) -> None:
+    """SigLIP's position embeddings are fixed: the processor must produce the trained size."""
+    trained = int(config.vision_config.image_size)
+    for field, value in (("size.height", spec.height), ("size.width", spec.width)):
+        if value != trained:
+            _bad_number(
+                model_id,
+                f"image processor config ({PROCESSOR_FILES})",
+                field,
+                value,
+                f"{trained}, the vision_config.image_size the model was trained at",
+            )
 
 
 def _image_spec(image_processor: Any, model_id: str) -> ImageSpec:
+    """The processor's numbers, each checked: a std of 0 would make every vector NaN."""
+    where = f"image processor config ({PROCESSOR_FILES})"
     size = getattr(image_processor, "size", None) or {}
-    if "height" not in size or "width" not in size:
+    height, width = size.get("height"), size.get("width")
+    if height is None or width is None:
         raise ModelUnavailable(
             f"{model_id}: unsupported image processor {type(image_processor).__name__} "
-            f"(expected a fixed height x width, got size={size!r})."
+            f"(expected a fixed height x width, got size={dict(size)!r})."
         )
+    height = _bounded_int(model_id, where, "size.height", height, IMAGE_SIZE_RANGE)
+    width = _bounded_int(model_id, where, "size.width", width, IMAGE_SIZE_RANGE)
     resample = getattr(image_processor, "resample", 3)  # 3 = PIL bicubic, SigLIP's default
+    resample = int(getattr(resample, "value", resample))
+    if resample not in PIL_RESAMPLE_FILTERS:
+        _bad_number(model_id, where, "resample", resample, "a PIL filter number from 0 to 5")
     rescale = image_processor.rescale_factor if image_processor.do_rescale else None
+    if rescale is not None and not (
+        isinstance(rescale, (int, float)) and math.isfinite(rescale) and 0 < rescale <= 1
+    ):
+        _bad_number(model_id, where, "rescale_factor", rescale, "a number above 0, at most 1")
     normalize = getattr(image_processor, "do_normalize", False)
-    mean = _triple(image_processor.image_mean) if normalize else None
-    std = _triple(image_processor.image_std) if normalize else None
+    mean = _triple(image_processor.image_mean, model_id, where, "image_mean") if normalize else None
+    std = _triple(image_processor.image_std, model_id, where, "image_std") if normalize else None
+    if std is not None and not all(value > 0 for value in std):
+        _bad_number(model_id, where, "image_std", list(std), "three numbers above 0")
     return ImageSpec(
-        height=int(size["height"]),
-        width=int(size["width"]),
-        resample=int(resample),
+        height=height,
+        width=width,
+        resample=resample,
         rescale_factor=float(rescale) if rescale is not None else None,
         mean=mean,
         std=std,
     )
 
 
-def _triple(values: Any) -> tuple[float, float, float]:
-    if isinstance(values, (int, float)):
+def _triple(values: Any, model_id: str, where: str, field: str) -> tuple[float, float, float]:
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
         values = [values] * 3
-    first, second, third = (float(v) for v in values)
+    shown = list(values) if isinstance(values, (list, tuple)) else values
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        _bad_number(model_id, where, field, shown, "three finite numbers")
+    if len(numbers) != 3 or not all(math.isfinite(v) for v in numbers):
+        _bad_number(model_id, where, field, shown, "three finite numbers")
+    first, second, third = numbers
     return first, second, third
+
+
+def _finite_parameter(model: Any, name: str, model_id: str) -> float:
+    value = float(getattr(model, name).detach().float().cpu().item())
+    if not math.isfinite(value):
+        _bad_number(model_id, "model.safetensors", name, value, "a finite number")
+    return value
 
 
 def _load_failure_message(model_id: str, exc: Exception) -> str:

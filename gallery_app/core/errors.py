@@ -31,3 +31,19 @@ class CorruptCatalog(CorruptIndex):
 
 class LibraryInUse(GalleryError):
     """Another process is writing to the library (or holds a lock on its catalog)."""
+
+
+class DiskFull(GalleryError):
+    """A write failed for lack of space (ENOSPC, SQLITE_FULL); what was committed is intact."""
+
+
+class NotRegularFile(GalleryError):
+    """A library file is a FIFO, a device or a folder: opening it could hang or fill memory."""
+
+
+class NonFiniteVectors(ModelUnavailable):
+    """The model produced NaN or infinite embeddings; `bad_rows` are the inputs affected."""
+
+    def __init__(self, message: str, bad_rows: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.bad_rows = bad_rows

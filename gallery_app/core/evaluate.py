@@ -1,4 +1,4 @@
-"""Search quality on a labelled folder: recall@k, mean average precision, calibration error."""
+"""Search quality on a labelled folder: hit@k, recall@k, mean average precision, calibration."""
 
 from __future__ import annotations
 
@@ -19,16 +19,34 @@ from gallery_app.core.imaging import is_image_file
 from gallery_app.core.probes import ImageVectors, PromptEncoder, prompt_variants
 from gallery_app.core.search import SearchHits
 
-RECALL_KS = (1, 5, 10)
+RANK_KS = (1, 5, 10)
 CALIBRATION_BINS = 10
 
 
 # --- Metrics on plain values --------------------------------------------------------------
 
 
-def recall_at_k(relevant_in_rank_order: npt.ArrayLike, k: int) -> float:
-    """1.0 when a relevant photo is among the first k, else 0.0 (averaged over queries, this is
-    the text-to-image "R@k" of the CLIP and SigLIP papers). NaN when nothing is relevant."""
+def worst_case_order(relevant: npt.ArrayLike, *keys: npt.ArrayLike) -> npt.NDArray[np.intp]:
+    """Indices in rank order: descending by keys[0], then by keys[1], ...; among photos equal
+    on every key (a true tie, such as two copies of one photo) the irrelevant come first.
+
+    A ranking cannot tell tied photos apart, so a metric must not credit the order they
+    happened to arrive in: breaking ties against the relevant ones makes average precision,
+    hit@k and recall@k deterministic and never raised by luck (a lower bound over the orders
+    of the ties).
+    """
+    labels = np.asarray(relevant, dtype=bool).ravel()
+    columns = [np.asarray(key, dtype=np.float64).ravel() for key in keys]
+    if any(column.shape != labels.shape for column in columns):
+        raise ValueError("relevant and every key must have the same length")
+    # lexsort sorts by its last key first: the first key is the primary one, relevant last.
+    return np.lexsort((labels, *(-column for column in reversed(columns))))
+
+
+def hit_at_k(relevant_in_rank_order: npt.ArrayLike, k: int) -> float:
+    """1.0 when a relevant photo is among the first k, else 0.0: averaged over queries, the
+    hit rate the CLIP and SigLIP papers call text-to-image "R@k". NaN when nothing is relevant.
+    """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     relevant = np.asarray(relevant_in_rank_order, dtype=bool)
@@ -37,10 +55,24 @@ def recall_at_k(relevant_in_rank_order: npt.ArrayLike, k: int) -> float:
     return float(relevant[:k].any())
 
 
+def recall_at_k(relevant_in_rank_order: npt.ArrayLike, k: int) -> float:
+    """The share of the query's relevant photos that are among the first k (true recall: a
+    query with 20 relevant photos reaches 1.0 only at k >= 20). NaN when nothing is relevant.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    relevant = np.asarray(relevant_in_rank_order, dtype=bool)
+    total = int(relevant.sum())
+    if total == 0:
+        return math.nan
+    return float(relevant[:k].sum()) / total
+
+
 def average_precision(relevant_in_rank_order: npt.ArrayLike) -> float:
     """Mean of precision@i over the ranks i that hold a relevant photo; NaN when none does.
 
-    The ranking must cover every photo, so that every relevant one has a rank.
+    The ranking must cover every photo, so that every relevant one has a rank; put it in
+    worst_case_order first so that tied photos cannot change the result.
     """
     relevant = np.asarray(relevant_in_rank_order, dtype=bool)
     hits = np.flatnonzero(relevant)
@@ -77,20 +109,20 @@ def expected_calibration_error(
 
 
 @dataclass(frozen=True)
-class ThresholdChoice:
-    """Call a pair relevant when its score >= threshold; the F1 that gives on the data."""
+class ScoreCut:
+    """Call a pair relevant when its score >= min_score; the F1 that gives on the data."""
 
-    threshold: float
+    min_score: float
     f1: float
     precision: float
     recall: float
 
 
-def best_f1_threshold(scores: npt.ArrayLike, relevant: npt.ArrayLike) -> ThresholdChoice | None:
-    """The score threshold that maximizes F1 over the pairs; None when no pair is relevant.
+def best_f1_min_score(scores: npt.ArrayLike, relevant: npt.ArrayLike) -> ScoreCut | None:
+    """The min_score that maximizes F1 over the pairs; None when no pair is relevant.
 
-    Only thresholds at an observed score are tried (any other gives the same split as one of
-    them); tied scores fall on the same side. On equal F1 the higher threshold wins.
+    Only cuts at an observed score are tried (any other gives the same split as one of
+    them); tied scores fall on the same side. On equal F1 the higher min_score wins.
     """
     score_values = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(relevant, dtype=bool).ravel()
@@ -110,8 +142,8 @@ def best_f1_threshold(scores: npt.ArrayLike, relevant: npt.ArrayLike) -> Thresho
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(true_positives > 0, 2 * precision * recall / (precision + recall), 0.0)
     f1 = np.where(last_of_tie, f1, -1.0)
-    best = int(np.argmax(f1))  # argmax takes the first, i.e. the highest threshold on ties
-    return ThresholdChoice(
+    best = int(np.argmax(f1))  # argmax takes the first, i.e. the highest min_score on ties
+    return ScoreCut(
         float(sorted_scores[best]), float(f1[best]), float(precision[best]), float(recall[best])
     )
 
@@ -175,18 +207,20 @@ class ModeQuality:
     """Quality of one way of searching (with or without expansion) over all labels."""
 
     expand: bool
-    recall: dict[int, float]  # k -> mean over queries
+    hit: dict[int, float]  # k -> share of queries with a relevant photo in their top k
+    recall: dict[int, float]  # k -> mean over queries of the share of relevant in the top k
     mean_average_precision: float
     per_query: tuple[QueryQuality, ...]
     mean_score_relevant: float
     mean_score_irrelevant: float
     expected_calibration_error: float
-    best_f1: ThresholdChoice | None
+    best_f1: ScoreCut | None
 
     def to_json(self) -> dict[str, Any]:
         best = self.best_f1
         return {
             "expand": self.expand,
+            **{f"hit_at_{k}": _finite_or_none(v) for k, v in self.hit.items()},
             **{f"recall_at_{k}": _finite_or_none(v) for k, v in self.recall.items()},
             "mean_average_precision": _finite_or_none(self.mean_average_precision),
             "calibration": {
@@ -196,7 +230,7 @@ class ModeQuality:
                 "best_f1": None
                 if best is None
                 else {
-                    "threshold": best.threshold,
+                    "min_score": best.min_score,
                     "f1": best.f1,
                     "precision": best.precision,
                     "recall": best.recall,
@@ -237,7 +271,7 @@ class EvalReport:
             "distractors": sum(1 for i in self.labelled.label_index if i < 0),
             "preset": self.calibration.preset,
             "temperature": self.calibration.temperature,
-            "threshold": self.calibration.threshold,
+            "centre": self.calibration.centre,
             **{
                 ("with_expansion" if mode.expand else "without_expansion"): mode.to_json()
                 for mode in self.modes
@@ -252,7 +286,7 @@ def evaluate(
     encoder: PromptEncoder,
     expander: Expander,
     calibration: Calibration,
-    ks: Sequence[int] = RECALL_KS,
+    ks: Sequence[int] = RANK_KS,
 ) -> EvalReport:
     """Rank every photo for every label's query, as search does (best weight x score over the
     variants), without and with expansion; photos that failed to encode are left out."""
@@ -264,6 +298,7 @@ def evaluate(
     modes = []
     for expand in (False, True):
         per_query = []
+        hits_at: dict[int, list[float]] = {k: [] for k in ks}
         recalls: dict[int, list[float]] = {k: [] for k in ks}
         pair_scores: list[npt.NDArray[np.float64]] = []
         pair_relevant: list[npt.NDArray[np.bool_]] = []
@@ -277,8 +312,12 @@ def evaluate(
             hits = SearchHits(query, variants, image_ids, images.paths, raw)
             ranked = hits.rank(calibration, top_k=None)
             order = np.array([r.image_id for r in ranked])
-            relevant_ranked = relevant[order]
+            ranked_scores = np.array([r.score for r in ranked])
+            # search ranks by score, then raw cosine: photos equal on both are true ties.
+            ties = worst_case_order(relevant[order], ranked_scores, [r.raw for r in ranked])
+            relevant_ranked = relevant[order][ties]
             for k in ks:
+                hits_at[k].append(hit_at_k(relevant_ranked, k))
                 recalls[k].append(recall_at_k(relevant_ranked, k))
             per_query.append(
                 QueryQuality(
@@ -288,7 +327,7 @@ def evaluate(
                     int(np.flatnonzero(relevant_ranked)[0]) + 1,
                 )
             )
-            pair_scores.append(np.array([r.score for r in ranked]))
+            pair_scores.append(ranked_scores[ties])
             pair_relevant.append(relevant_ranked)
         if not per_query:
             raise ConfigError(f"None of the labelled photos in {labelled.root} could be read.")
@@ -297,13 +336,14 @@ def evaluate(
         modes.append(
             ModeQuality(
                 expand=expand,
+                hit={k: float(np.mean(v)) for k, v in hits_at.items()},
                 recall={k: float(np.mean(v)) for k, v in recalls.items()},
                 mean_average_precision=float(np.mean([q.average_precision for q in per_query])),
                 per_query=tuple(per_query),
                 mean_score_relevant=_mean(scores[relevant_pairs]),
                 mean_score_irrelevant=_mean(scores[~relevant_pairs]),
                 expected_calibration_error=expected_calibration_error(scores, relevant_pairs),
-                best_f1=best_f1_threshold(scores, relevant_pairs),
+                best_f1=best_f1_min_score(scores, relevant_pairs),
             )
         )
     return EvalReport(labelled, calibration, tuple(modes), images.failures)

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
+import math
+import mmap
 import os
+import struct
 import threading
+import traceback
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
+
+from gallery_app.core.errors import CorruptIndex, GalleryError
+from gallery_app.core.fileio import (
+    disk_full,
+    is_out_of_space,
+    make_private_dirs,
+    nearly_full,
+    open_regular,
+    remove_quietly,
+    write_atomic,
+)
+
+Buffer = bytes | memoryview
 
 # Chosen from benchmarks/run.py's index section (100,000 SigLIP-like vectors, text queries,
 # which lie outside the images' distribution and are the hard case for a graph): M=32 beat
@@ -25,6 +44,7 @@ DEFAULT_EF_SEARCH = 100
 # Format 2 adds the index file's size and CRC-32: hnswlib trusts the offsets in its file, and
 # one damaged header byte is enough to crash the process on the first query.
 SIDECAR_FORMAT = 2
+MAX_SIDECAR_BYTES = 64 << 20  # ~9M deleted labels; a bigger "sidecar" is not one
 
 
 @dataclass(frozen=True)
@@ -86,41 +106,39 @@ class VectorIndex:
         path: Path,
         dim: int,
         ef_search: int = DEFAULT_EF_SEARCH,
-        verify_deleted: bool = False,
     ) -> tuple[VectorIndex, IndexState]:
         """Load an index and its sidecar; raises OSError/RuntimeError/ValueError if unusable
-        (ValueError when the file is not the one its sidecar describes: truncated, damaged).
+        (ValueError when the file is not the one its sidecar describes, or not a well-formed
+        hnswlib index of this dim: truncated, damaged, foreign).
 
-        verify_deleted asks hnswlib itself which labels are deleted instead of trusting the
-        sidecar (slow, ~40 us a label): for a format-1 sidecar (no checksum) that may be older
-        than the index. A checksummed sidecar is exact, so it is trusted.
+        hnswlib trusts every size and offset in its file (a damaged one crashes the process
+        or asks for terabytes), so nothing reaches it unchecked: the checksum recorded in the
+        sidecar, then the file's whole structure (`inspect_hnsw`), all read through the one
+        descriptor hnswlib then loads from. The deleted marks come from the file itself.
         """
         import hnswlib
 
-        state = _matching_state(path, dim)
-        verify_deleted = verify_deleted and state.crc32 is None
-        self = cls.__new__(cls)
-        self.dim = dim
-        self.ef_search = ef_search
-        self._lock = threading.Lock()
-        self._index = hnswlib.Index(space="cosine", dim=dim)
-        self._index.load_index(str(path), max_elements=0, allow_replace_deleted=True)
-        if self._index.dim != dim:
-            raise ValueError(f"index dim {self._index.dim} != {dim}")
-        self._index.set_ef(ef_search)  # ef is not saved with the index
-        labels = self._index.get_ids_list()
-        if verify_deleted:
-            self._deleted = {label for label in labels if not self._has_live(label)}
-        else:
-            self._deleted = set(state.deleted) & set(labels)
-        return self, state
-
-    def _has_live(self, label: int) -> bool:
+        sidecar = read_sidecar(sidecar_path(path), dim)
+        fd = open_regular(path)
         try:
-            self._index.get_items([label])
-        except RuntimeError:  # hnswlib: "Label not found" for deleted labels
-            return False
-        return True
+            with _mapped(fd) as data:
+                state = _matching_state(sidecar, path, dim, data)
+                layout = inspect_hnsw(data, dim)
+            self = cls.__new__(cls)
+            self.dim = dim
+            self.ef_search = ef_search
+            self._lock = threading.Lock()
+            self._index = hnswlib.Index(space="cosine", dim=dim)
+            # An explicit capacity: hnswlib would otherwise allocate what the header asks for.
+            capacity = max(layout.count, min(layout.max_elements, 2 * layout.count + 1024))
+            self._index.load_index(_hnswlib_path(path, fd), capacity, True)
+        finally:
+            os.close(fd)
+        if self._index.dim != dim or self._index.get_current_count() != layout.count:
+            raise ValueError(f"{path.name} changed while it was being loaded")
+        self._index.set_ef(ef_search)  # ef is not saved with the index
+        self._deleted = set(layout.deleted_labels)
+        return self, IndexState(state.generation, frozenset(self._deleted), state.size, state.crc32)
 
     def __len__(self) -> int:
         with self._lock:
@@ -218,34 +236,59 @@ class VectorIndex:
         return np.asarray(labels, np.int64), vectors
 
     def save(self, path: Path, generation: int) -> None:
-        """Atomically write the sidecar, then the index (temp file + fsync + os.replace)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Atomically write the sidecar, then the index (temp file + fsync + os.replace).
+
+        hnswlib's save_index reports no write error (a full disk leaves a short file behind
+        silently), so the written file is read back and checked, structure and count, before
+        it may replace the old one; a failed or short write keeps the old index and raises.
+        """
+        folder = path.parent
+        make_private_dirs(folder)
         tmp = path.with_name(path.name + ".tmp")
         side = sidecar_path(path)
-        side_tmp = side.with_name(side.name + ".tmp")
-        with self._lock:
-            self._index.save_index(str(tmp))
-            deleted = frozenset(self._deleted)
-        _fsync(tmp)
-        size, crc = _checksum(tmp)
-        state = IndexState(generation, deleted, size, crc)
-        # The sidecar goes first and also describes the index it replaces: a crash between the
-        # two replaces leaves the old index with a sidecar that still describes it exactly.
-        previous = _previous_state(path, self.dim)
-        side_tmp.write_text(
-            json.dumps(
-                {
-                    "format": SIDECAR_FORMAT,
-                    "dim": self.dim,
-                    **state.to_json(),
-                    "previous": previous.to_json() if previous else None,
-                }
-            ),
-            encoding="utf-8",
-        )
-        _fsync(side_tmp)
-        os.replace(side_tmp, side)
-        os.replace(tmp, path)
+        try:
+            os.close(open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))  # owner-only
+            with self._lock:
+                self._index.save_index(os.fsencode(tmp))  # bytes: any folder name
+                count = self._index.get_current_count()
+                labels = set(self._index.get_ids_list())
+                deleted = frozenset(self._deleted)
+            size, crc = _verify_written(tmp, self.dim, count, labels)
+            state = IndexState(generation, deleted, size, crc)
+            # The sidecar goes first and also describes the index it replaces: a crash between
+            # the two replaces leaves the old index with a sidecar that still describes it.
+            previous = _previous_state(path, self.dim)
+            sidecar = {
+                "format": SIDECAR_FORMAT,
+                "dim": self.dim,
+                **state.to_json(),
+                "previous": previous.to_json() if previous else None,
+            }
+            write_atomic(side, json.dumps(sidecar).encode("utf-8"))
+            os.replace(tmp, path)
+        except OSError as exc:
+            remove_quietly(tmp)
+            if is_out_of_space(exc):
+                raise disk_full(
+                    folder,
+                    f"the vector index {path.name} could not be saved (the previous one was kept)",
+                ) from exc
+            raise GalleryError(
+                f"Cannot save the vector index {path} ({exc.strerror or exc}); the previous "
+                "one was kept and the catalog holds every vector. Check that you may write to "
+                f"{folder}."
+            ) from exc
+        except ValueError as exc:  # the file read back is not what was written
+            remove_quietly(tmp)
+            if nearly_full(folder):
+                raise disk_full(
+                    folder,
+                    f"the vector index {path.name} was written short (the previous one was kept)",
+                ) from exc
+            raise CorruptIndex(
+                f"The vector index written to {tmp} did not read back correctly ({exc}); the "
+                "previous one was kept and the catalog holds every vector. Check the disk."
+            ) from exc
 
 
 def sidecar_path(path: Path) -> Path:
@@ -253,61 +296,246 @@ def sidecar_path(path: Path) -> Path:
 
 
 def read_sidecar(path: Path, dim: int, previous: bool = False) -> IndexState:
-    """The state a sidecar records (or the one before it, when previous and it has one)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """The state a sidecar records (or the one before it, when previous and it has one).
+    ValueError for anything but the JSON object gallery-app writes, checked field by field."""
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_SIDECAR_BYTES:
+            raise ValueError(f"{path.name} is {size} bytes, too large for a sidecar")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(MAX_SIDECAR_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path.name} is not a sidecar ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} holds {type(data).__name__}, not a sidecar object")
     if data.get("format") not in (1, SIDECAR_FORMAT) or data.get("dim") != dim:
         raise ValueError(f"{path}: unexpected sidecar format or dim")
     if previous:
         data = data.get("previous")
-        if not data:
+        if not isinstance(data, dict):
             raise ValueError(f"{path}: no previous state")
-    checked = data.get("crc32") is not None
-    return IndexState(
-        int(data["generation"]),
-        frozenset(int(i) for i in data["deleted"]),
-        int(data["size"]) if checked else None,
-        int(data["crc32"]) if checked else None,
-    )
+    return _state_from_json(data, path)
 
 
-def _matching_state(path: Path, dim: int) -> IndexState:
+def _state_from_json(data: dict[str, Any], path: Path) -> IndexState:
+    generation = data.get("generation")
+    deleted = data.get("deleted", [])
+    size, crc = data.get("size"), data.get("crc32")
+    if not _is_count(generation):
+        raise ValueError(f"{path.name}: generation {generation!r} is not a count")
+    if not isinstance(deleted, list) or not all(_is_count(label) for label in deleted):
+        raise ValueError(f"{path.name}: the deleted labels are not a list of counts")
+    if crc is None:
+        return IndexState(generation, frozenset(deleted))  # format 1: nothing to check against
+    if not _is_count(size) or not _is_count(crc) or crc > 0xFFFFFFFF:
+        raise ValueError(f"{path.name}: size {size!r} and CRC {crc!r} are not a checksum")
+    return IndexState(generation, frozenset(deleted), size, crc)
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _matching_state(sidecar: IndexState, path: Path, dim: int, data: Buffer) -> IndexState:
     """The sidecar state that describes the index file as it is on disk, else ValueError."""
-    state = read_sidecar(sidecar_path(path), dim)
-    if state.crc32 is None:
-        return state  # format 1: nothing to check against
-    size, crc = _checksum(path)
-    if state.describes(size, crc):
-        return state
-    with contextlib.suppress(ValueError, KeyError, TypeError):
+    if sidecar.crc32 is None:
+        return sidecar  # format 1: the structure check is all there is
+    size, crc = len(data), zlib.crc32(data)
+    if sidecar.describes(size, crc):
+        return sidecar
+    with contextlib.suppress(OSError, ValueError):
         previous = read_sidecar(sidecar_path(path), dim, previous=True)
         if previous.describes(size, crc):
             return previous  # the process died between the sidecar's and the index's replace
     raise ValueError(
         f"{path.name} is not the index its sidecar describes ({size} bytes, CRC "
-        f"{crc:08x}; expected {state.size} bytes, CRC {state.crc32:08x}): truncated or damaged"
+        f"{crc:08x}; expected {sidecar.size} bytes, CRC {sidecar.crc32:08x}): truncated or "
+        "damaged"
     )
 
 
 def _previous_state(path: Path, dim: int) -> IndexState | None:
     """The state of the index about to be replaced, if it is intact and checksummed."""
     try:
-        state = _matching_state(path, dim)
-    except (OSError, ValueError, KeyError, TypeError):
+        sidecar = read_sidecar(sidecar_path(path), dim)
+        fd = open_regular(path)
+        try:
+            with _mapped(fd) as data:
+                state = _matching_state(sidecar, path, dim, data)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, GalleryError):
         return None
     return state if state.crc32 is not None else None
 
 
-def _checksum(path: Path) -> tuple[int, int]:
-    """(size, CRC-32) of a file, read in 1 MiB chunks (zlib's CRC runs at GB/s)."""
-    crc = 0
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-    return size, crc
+# The hnswlib file format (hnswalg.h, saveIndex/loadIndex, 0.7 and 0.8): a header of
+# offsetLevel0, max_elements, cur_element_count, size_data_per_element, label_offset,
+# offsetData (size_t), maxlevel (int), enterpoint_node (uint32), maxM, maxM0, M (size_t),
+# mult (double), ef_construction (size_t); then cur_element_count level-0 records of
+# [uint16 neighbour count, uint8 flags, uint8, maxM0 x uint32 neighbours, dim x float32,
+# uint64 label]; then per element a uint32 byte size and that many bytes of upper-level
+# neighbour lists, each [uint16 count, 2 bytes, maxM x uint32].
+_HEADER = struct.Struct("<QQQQQQiIQQQdQ")
+_DELETE_MARK = 0x01
+_MAX_M = 4096  # hnswlib itself warns above 10000; ours is 32
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
+@dataclass(frozen=True)
+class HnswLayout:
+    """What a well-formed hnswlib file holds, as checked by `inspect_hnsw`."""
+
+    count: int
+    max_elements: int
+    labels: npt.NDArray[np.uint64]
+    deleted_labels: frozenset[int]
+
+
+def inspect_hnsw(data: Buffer, dim: int) -> HnswLayout:
+    """Check every size, offset, count and neighbour id of an hnswlib file against the file
+    itself, so that hnswlib never reads past its buffers; ValueError says what is wrong."""
+    size = len(data)
+    if size < _HEADER.size:
+        raise ValueError(f"{size} bytes: too short for an hnswlib index")
+    (offset0, max_elements, count, per_element, label_offset, offset_data, max_level, entry,
+     max_m, max_m0, m, mult, _ef_construction) = _HEADER.unpack_from(data, 0)  # fmt: skip
+    links0 = 4 + 4 * max_m0
+    expected = {
+        "offsetLevel0": (offset0, 0),
+        "maxM": (max_m, m),
+        "maxM0": (max_m0, 2 * m),
+        "offsetData": (offset_data, links0),
+        "label_offset": (label_offset, links0 + 4 * dim),
+        "size_data_per_element": (per_element, links0 + 4 * dim + 8),
+    }
+    for name, (found, wanted) in expected.items():
+        if found != wanted:
+            raise ValueError(f"header field {name} is {found}, expected {wanted} (dim {dim})")
+    if not 2 <= m <= _MAX_M or not math.isfinite(mult) or mult <= 0:
+        raise ValueError(f"header holds M={m}, mult={mult}")
+    if count > max_elements or _HEADER.size + count * (per_element + 4) > size:
+        raise ValueError(
+            f"header claims {count} elements (capacity {max_elements}) in {size} bytes"
+        )
+    upper_at = _HEADER.size + count * per_element
+    if count == 0:
+        if size != upper_at:
+            raise ValueError(f"an empty index of {size} bytes")
+        return HnswLayout(0, max_elements, np.zeros(0, np.uint64), frozenset())
+    if not 0 <= entry < count or not 0 <= max_level <= 255:
+        raise ValueError(f"entry point {entry} at level {max_level} for {count} elements")
+    records = np.ndarray((count, per_element), np.uint8, buffer=data, offset=_HEADER.size)
+    neighbour_counts = records[:, 0].astype(np.int64) | (records[:, 1].astype(np.int64) << 8)
+    if int(neighbour_counts.max()) > max_m0:
+        raise ValueError(f"a level-0 list holds more than {max_m0} neighbours")
+    neighbours = np.ndarray(
+        (count, max_m0), "<u4", buffer=data, offset=_HEADER.size + 4, strides=(per_element, 4)
+    )
+    used = np.arange(max_m0)[None, :] < neighbour_counts[:, None]
+    if used.any() and int(neighbours[used].max()) >= count:
+        raise ValueError("a level-0 neighbour id lies outside the index")
+    labels = np.ndarray(
+        (count,), "<u8", buffer=data, offset=_HEADER.size + label_offset, strides=(per_element,)
+    ).astype(np.uint64)
+    ordered = np.sort(labels)
+    if (ordered[1:] == ordered[:-1]).any():
+        raise ValueError("two elements share a label")
+    deleted = labels[(records[:, 2] & _DELETE_MARK) != 0]
+
+    # Upper levels: a chain of variable-sized lists, one size word per element. Most are 0
+    # (level-0 only): the walk jumps over runs of zero words and stops only at real lists.
+    words_per_level = 1 + max_m
+    if (size - upper_at) % 4:
+        raise ValueError("the upper-level lists do not fill the file")
+    tail = np.frombuffer(data, "<u4", offset=upper_at)
+    nonzero = np.flatnonzero(tail).tolist()
+    levels = np.zeros(count, np.int64)
+    list_starts: list[int] = []  # word offset of each (element, level) list
+    list_levels: list[int] = []
+    element = at = 0
+    while True:
+        following = bisect.bisect_left(nonzero, at)
+        next_nonzero = nonzero[following] if following < len(nonzero) else len(tail)
+        skipped = min(next_nonzero - at, count - element)  # elements without upper levels
+        element += skipped
+        at += skipped
+        if element == count:
+            break
+        if at >= len(tail):
+            raise ValueError(f"the file ends after {element} of {count} upper-level lists")
+        nbytes = int(tail[at])
+        level = nbytes // (4 * words_per_level)
+        if nbytes % (4 * words_per_level) or level > max_level:
+            raise ValueError(f"element {element} has an upper-level list of {nbytes} bytes")
+        levels[element] = level
+        list_starts += range(at + 1, at + 1 + level * words_per_level, words_per_level)
+        list_levels += range(1, level + 1)
+        element += 1
+        at += 1 + nbytes // 4
+        if at > len(tail):
+            raise ValueError(f"element {element - 1}'s upper-level list runs past the file")
+    if at != len(tail):
+        raise ValueError(f"{4 * (len(tail) - at)} bytes follow the last upper-level list")
+    if levels[entry] != max_level:
+        raise ValueError(f"the entry point is at level {levels[entry]}, not {max_level}")
+    if list_starts:
+        starts = np.asarray(list_starts, np.int64)
+        listed = tail[starts].astype(np.int64) & 0xFFFF
+        if int(listed.max()) > max_m:
+            raise ValueError(f"an upper-level list holds more than {max_m} neighbours")
+        slots = starts[:, None] + 1 + np.arange(max_m)[None, :]
+        used = np.arange(max_m)[None, :] < listed[:, None]
+        ids = tail[slots[used]].astype(np.int64)
+        wanted = np.broadcast_to(np.asarray(list_levels)[:, None], used.shape)[used]
+        if len(ids) and (
+            int(ids.max()) >= count or (levels[np.minimum(ids, count - 1)] < wanted).any()
+        ):
+            raise ValueError("an upper-level list links to a node missing at that level")
+    return HnswLayout(count, max_elements, labels, frozenset(int(i) for i in deleted))
+
+
+def _verify_written(path: Path, dim: int, count: int, labels: set[int]) -> tuple[int, int]:
+    """fsync the file hnswlib just wrote, read it back and check it is the index in memory;
+    (size, CRC-32) of what is on disk."""
+    fd = open_regular(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+        with _mapped(fd) as data:
+            layout = inspect_hnsw(data, dim)
+            if layout.count != count or set(layout.labels.tolist()) != labels:
+                raise ValueError(f"holds {layout.count} elements, the index {count}")
+            return len(data), zlib.crc32(data)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _mapped(fd: int) -> Iterator[Buffer]:
+    """The file's bytes, memory-mapped (an empty file maps to b"")."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        yield b""
+        return
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
+        view = memoryview(mapped)
+        try:
+            yield view
+        except BaseException as exc:
+            # A failed check's traceback still holds numpy views of the map; let them go so
+            # that the map can close (else BufferError would hide the real error).
+            traceback.clear_frames(exc.__traceback__)
+            raise
+        finally:
+            view.release()
+
+
+def _hnswlib_path(path: Path, fd: int) -> bytes:
+    """What hnswlib opens: on Linux the checked descriptor itself (a file swapped in after the
+    check cannot be loaded instead), elsewhere the path, as bytes for any folder name."""
+    proc = f"/proc/self/fd/{fd}"
+    return os.fsencode(proc) if os.path.exists(proc) else os.fsencode(path)

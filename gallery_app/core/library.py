@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gallery_app.core.catalog import Catalog, read_identity
-from gallery_app.core.errors import GalleryError
+from gallery_app.core.errors import GalleryError, NotRegularFile
 from gallery_app.core.imaging import ThumbnailCache
-from gallery_app.core.index import VectorIndex, read_sidecar, sidecar_path
+from gallery_app.core.index import IndexState, VectorIndex
 from gallery_app.core.locking import WriterLock
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,10 @@ class Library:
     """Catalog (truth) + index (speed), kept in agreement: the index is repaired on open.
 
     One process writes to a library at a time (a `WriterLock`; a second writer gets
-    `LibraryInUse`). read_only=True opens it beside a writer, for searching: nothing on disk
-    is changed, the index is repaired in memory only.
+    `LibraryInUse`). read_only=True is how every reading command opens it (search, tune,
+    debug-scores): no writer lock, so readers never keep an indexer out or each other; it
+    sees what the writer has committed (SQLite's WAL), changes nothing on disk, and repairs or
+    rebuilds the index in memory only. A library not created yet reads as empty.
     """
 
     def __init__(self, data_dir: Path, model_id: str, dim: int, read_only: bool = False) -> None:
@@ -115,24 +117,47 @@ class Library:
         catalog_ids = self.catalog.vector_ids()
         generation = self.catalog.generation
         warnings: tuple[str, ...] = ()
-        if self.index_path.exists():
+        if self.index_path.exists() or self.index_path.is_symlink():
             try:
-                sidecar = read_sidecar(sidecar_path(self.index_path), self.dim)
-                # A sidecar from another generation may be older than the index file (a crash
-                # between the two replaces): then ask hnswlib which labels are deleted.
-                index, state = VectorIndex.load(
-                    self.index_path, self.dim, verify_deleted=sidecar.generation != generation
-                )
+                index, state = self._load_index()
                 report = self._repair(index, state.generation, catalog_ids)
-            except (OSError, RuntimeError, ValueError, KeyError, TypeError, MemoryError) as exc:
+            except (OSError, RuntimeError, ValueError, MemoryError, NotRegularFile) as exc:
                 warnings = (self._set_aside_unusable_index(exc),)
             else:
                 if report.changed:
                     log.info("index repaired from catalog: %s", report)
-                    if not self.read_only:
-                        index.save(self.index_path, generation)
+                    report = self._save_on_open(index, generation, report)
                 return index, report
         return self._rebuild(len(catalog_ids), warnings)
+
+    def _load_index(self) -> tuple[VectorIndex, IndexState]:
+        """VectorIndex.load; a reader tries again when the writer replaced the sidecar and the
+        index between its two reads (each replace is atomic, the pair is not)."""
+        attempts = 3 if self.read_only else 1
+        for attempt in range(attempts):
+            try:
+                return VectorIndex.load(self.index_path, self.dim)
+            except ValueError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _save_on_open(
+        self, index: VectorIndex, generation: int, report: RepairReport
+    ) -> RepairReport:
+        """Save a repaired or rebuilt index (a writer's job). When that fails (a full disk),
+        the index in memory is still right: say so, and the next start repairs it again."""
+        if self.read_only:
+            return report
+        try:
+            index.save(self.index_path, generation)
+        except GalleryError as exc:
+            log.warning("%s", exc)
+            note = f"{exc} The index was repaired in memory; the next start repairs it again."
+            return RepairReport(
+                report.rebuilt, report.added, report.removed, (*report.warnings, note)
+            )
+        return report
 
     def _set_aside_unusable_index(self, exc: BaseException) -> str:
         """Keep the unusable file (one copy) for a bug report; the catalog rebuilds the index."""
@@ -173,9 +198,10 @@ class Library:
         generation = self.catalog.generation
         ids, vectors = self.catalog.vectors()
         index.add(ids, vectors)
-        if not self.read_only and (len(ids) or self.index_path.exists() or warnings):
-            index.save(self.index_path, generation)
-        return index, RepairReport(True, len(ids), 0, warnings)
+        report = RepairReport(True, len(ids), 0, warnings)
+        if len(ids) or self.index_path.exists() or warnings:
+            report = self._save_on_open(index, generation, report)
+        return index, report
 
     def save_index(self) -> None:
         """Persist the index (a writer's job; a read-only library keeps it in memory)."""

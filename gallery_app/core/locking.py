@@ -7,7 +7,8 @@ import socket
 import sys
 from pathlib import Path
 
-from gallery_app.core.errors import LibraryInUse
+from gallery_app.core.errors import GalleryError, LibraryInUse
+from gallery_app.core.fileio import PRIVATE_FILE, make_private_dirs, open_regular
 
 
 class WriterLock:
@@ -23,8 +24,17 @@ class WriterLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            make_private_dirs(self.path.parent)
+            # A regular file only (a FIFO or /dev/zero here would hang or feed the holder
+            # line forever), owner-only.
+            fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        except OSError as exc:
+            raise GalleryError(
+                f"Cannot write to the library {self.what} ({exc.strerror or exc}: "
+                f"{exc.filename or self.path}). Indexing needs a data folder you may write "
+                "to; searching an existing library works without."
+            ) from exc
         try:
             _lock(fd)
         except OSError:
@@ -35,10 +45,14 @@ class WriterLock:
                 "Only one program may index it at a time: close the other one or wait for "
                 "it to finish, then try again."
             ) from None
-        # Who holds it, for the message the next process shows; the lock is what counts.
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        # Who holds it, for the message the next process shows; the lock is what counts (so a
+        # full disk that refuses these few bytes is no reason to stop).
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
 
     def release(self) -> None:
@@ -56,6 +70,7 @@ def _read_holder(fd: int) -> str:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         text = os.read(fd, 200).decode("utf-8", "replace").strip()
+        text = "".join(ch for ch in text if ch.isprintable())
     except OSError:
         text = ""
     return text or "another process"

@@ -63,7 +63,7 @@ class ScoreReport:
         return {
             "preset": self.calibration.preset,
             "temperature": self.calibration.temperature,
-            "threshold": self.calibration.threshold,
+            "centre": self.calibration.centre,
             "queries": [
                 {
                     "query": row.query,
@@ -89,7 +89,7 @@ class ScoreReport:
                     "code": d.code,
                     "message": d.message,
                     "suggested_temperature": d.suggested_temperature,
-                    "suggested_threshold": d.suggested_threshold,
+                    "suggested_centre": d.suggested_centre,
                 }
                 for d in self.diagnoses
             ],

@@ -169,9 +169,9 @@ class Searcher:
                 words[member] = None
                 words[pluralize(member)] = None
         prompts: dict[str, None] = {}
-        for word in words:
-            for variant in self.variants(word):
-                prompts[variant.prompt] = None
+        for word in words:  # broader terms too: the broader option must not need the model
+            for variant in self.expander.expand(word, broader=True):
+                prompts[self.encoder.prompt(variant.text)] = None
         return list(prompts)
 
     def precompute_dictionary(

@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gallery_app.core.calibrate import Calibration, preset
+from gallery_app.core.calibrate import PRESET_NAMES, Calibration, preset_calibration
 from gallery_app.core.errors import ConfigError
 
-SETTINGS_VERSION = 1
+# 2: custom_threshold was renamed custom_centre (version 1 files are read and migrated).
+SETTINGS_VERSION = 2
 SETTINGS_FILE_NAME = "settings.json"
-SETTINGS_PRESETS = ("model", "seed", "custom")
+SETTINGS_PRESETS = PRESET_NAMES
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class UserSettings:
 
     preset: str = "model"
     custom_temperature: float | None = None
-    custom_threshold: float | None = None
+    custom_centre: float | None = None
     min_score: float = 0.0
     expand: bool = True
     model: str | None = None  # hub id or folder chosen in the window; None: the default
@@ -36,22 +37,22 @@ class UserSettings:
 
     @property
     def has_custom(self) -> bool:
-        return self.custom_temperature is not None and self.custom_threshold is not None
+        return self.custom is not None
+
+    @property
+    def custom(self) -> tuple[float, float] | None:
+        """The saved custom (T, c), or None when `tune` `apply` has not saved one."""
+        if self.custom_temperature is None or self.custom_centre is None:
+            return None
+        return self.custom_temperature, self.custom_centre
 
     def calibration(self, logit_scale: float, logit_bias: float) -> Calibration:
         """The calibration the chosen preset stands for, given the checkpoint's parameters."""
-        if self.preset == "custom":
-            return custom_calibration(self)
-        return preset(self.preset, logit_scale, logit_bias)
+        return preset_calibration(self.preset, logit_scale, logit_bias, self.custom)
 
 
 def custom_calibration(settings: UserSettings) -> Calibration:
-    if settings.custom_temperature is None or settings.custom_threshold is None:
-        raise ConfigError(
-            "No custom calibration is saved yet. Run `gallery-app tune`, then `recommend` "
-            "(or `set T` and `threshold C`) and `apply` to save one."
-        )
-    return Calibration("custom", settings.custom_temperature, settings.custom_threshold)
+    return preset_calibration("custom", custom=settings.custom)
 
 
 def settings_path(config_dir: Path | None = None) -> Path:
@@ -110,13 +111,20 @@ def parse_settings(data: Any, origin: str = "settings") -> UserSettings:
         return UserSettings(
             preset=preset_name,
             custom_temperature=_number(data, "custom_temperature", origin, None),
-            custom_threshold=_number(data, "custom_threshold", origin, None),
+            custom_centre=_number(data, _centre_key(data), origin, None),
             min_score=min_score,
             expand=expand,
             model=model,
         )
     except ValueError as exc:
         raise ConfigError(f"{origin}: {exc}") from exc
+
+
+def _centre_key(data: dict[str, Any]) -> str:
+    """custom_centre, or custom_threshold in a file saved before the rename (version 1)."""
+    if "custom_centre" not in data and "custom_threshold" in data:
+        return "custom_threshold"
+    return "custom_centre"
 
 
 def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
@@ -157,13 +165,13 @@ def _problem(settings: UserSettings) -> str | None:
     temperature = settings.custom_temperature
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         return f"'custom_temperature' must be a positive number, got {temperature}"
-    threshold = settings.custom_threshold
-    if threshold is not None and not math.isfinite(threshold):
-        return f"'custom_threshold' must be a finite number, got {threshold}"
-    if (temperature is None) != (threshold is None):
-        return "'custom_temperature' and 'custom_threshold' must be set together"
+    centre = settings.custom_centre
+    if centre is not None and not math.isfinite(centre):
+        return f"'custom_centre' must be a finite number, got {centre}"
+    if (temperature is None) != (centre is None):
+        return "'custom_temperature' and 'custom_centre' must be set together"
     if settings.preset == "custom" and temperature is None:
-        return "'preset' is 'custom' but no custom_temperature and custom_threshold are set"
+        return "'preset' is 'custom' but no custom_temperature and custom_centre are set"
     if not (math.isfinite(settings.min_score) and 0.0 <= settings.min_score <= 1.0):
         return f"'min_score' must be between 0 and 1, got {settings.min_score}"
     if not isinstance(settings.expand, bool):

@@ -280,7 +280,7 @@ class DebugPanel(QWidget):
         self._model.set_results(results)
         self._calibration_label.setText(
             f"Query “{hits.query}” · preset {calibration.preset} · "
-            f"T = {calibration.temperature:.2f} · c = {calibration.threshold:.4f}"
+            f"T = {calibration.temperature:.2f} · c = {calibration.centre:.4f}"
         )
         raw = [result.raw for result in results]
         summary = summarize(raw)

@@ -256,7 +256,7 @@ class SearchController(QObject):
                     f"{variant.weight:g} × {wording.percent(float(score))}{end}</small>"
                 )
         lines.append(
-            f"<small>T = {calibration.temperature:.1f}, c = {calibration.threshold:.3f}</small>"
+            f"<small>T = {calibration.temperature:.1f}, c = {calibration.centre:.3f}</small>"
         )
         return "<br>".join(lines)
 

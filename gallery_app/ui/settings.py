@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSettings, QTimer, Signal
 
-from gallery_app.core.calibrate import Calibration, model_preset, seed_preset
+from gallery_app.core.calibrate import Calibration, preset_calibration, seed_preset
 from gallery_app.core.errors import ConfigError
 from gallery_app.core.settings_store import (
     SETTINGS_PRESETS,
@@ -59,9 +59,9 @@ class Settings(QObject):
     @property
     def custom(self) -> tuple[float, float] | None:
         values = self._values
-        if values.custom_temperature is None or values.custom_threshold is None:
+        if values.custom_temperature is None or values.custom_centre is None:
             return None
-        return values.custom_temperature, values.custom_threshold
+        return values.custom_temperature, values.custom_centre
 
     def saved_calibration(self, logit_scale: float | None, logit_bias: float | None) -> Calibration:
         return resolve(self.preset, self.custom, logit_scale, logit_bias)
@@ -75,7 +75,7 @@ class Settings(QObject):
                 before,
                 preset="custom",
                 custom_temperature=calibration.temperature,
-                custom_threshold=calibration.threshold,
+                custom_centre=calibration.centre,
             )
         else:
             values = replace(before, preset=calibration.preset)
@@ -100,7 +100,7 @@ class Settings(QObject):
             self._values,
             preset=previous.preset,
             custom_temperature=previous.custom_temperature,
-            custom_threshold=previous.custom_threshold,
+            custom_centre=previous.custom_centre,
         )
         self._dirty = True
         self.saved_calibration_changed.emit()
@@ -162,11 +162,11 @@ def resolve(
 ) -> Calibration:
     """The Calibration a preset stands for; 'model' needs the checkpoint's scale and bias
     (the seed formula stands in until the model is loaded)."""
-    if preset == "custom":
-        return Calibration("custom", *(custom or (DEFAULT_CUSTOM_TEMPERATURE, 0.0)))
-    if preset == "model" and logit_scale is not None and logit_bias is not None:
-        return model_preset(logit_scale, logit_bias)
-    return seed_preset()
+    if preset == "model" and (logit_scale is None or logit_bias is None):
+        return seed_preset()  # only the controls read it before the checkpoint loads
+    return preset_calibration(
+        preset, logit_scale, logit_bias, custom or (DEFAULT_CUSTOM_TEMPERATURE, 0.0)
+    )
 
 
 class CalibrationState(QObject):
@@ -224,8 +224,8 @@ class CalibrationState(QObject):
         current = self.calibration()
         if self._preset == "custom" and abs(current.temperature - temperature) < 1e-9:
             return
-        Calibration("custom", temperature, current.threshold)  # validates
-        self._custom = (temperature, current.threshold)
+        Calibration("custom", temperature, current.centre)  # validates
+        self._custom = (temperature, current.centre)
         self._preset = "custom"
         self.changed.emit()
 
@@ -246,7 +246,7 @@ class CalibrationState(QObject):
 
     @staticmethod
     def _as_custom(calibration: Calibration) -> tuple[float, float]:
-        return calibration.temperature, calibration.threshold
+        return calibration.temperature, calibration.centre
 
 
 class UiState:

@@ -21,14 +21,14 @@ def codes(diagnoses: list[Diagnosis]) -> list[str]:
 def assert_spreads(diagnosis: Diagnosis, raw: np.ndarray) -> None:
     """The suggestion maps the best result to 0.9 and the median one to 0.1."""
     assert diagnosis.suggested_temperature is not None
-    assert diagnosis.suggested_threshold is not None
+    assert diagnosis.suggested_centre is not None
     assert diagnosis.suggested_temperature > 0
-    spread = Calibration("custom", diagnosis.suggested_temperature, diagnosis.suggested_threshold)
+    spread = Calibration("custom", diagnosis.suggested_temperature, diagnosis.suggested_centre)
     assert spread.score(raw.max()) == pytest.approx(0.9, abs=1e-6)
     assert spread.score(np.median(raw)) == pytest.approx(0.1, abs=1e-6)
     # The message carries the numbers, so a user reading only the text can apply them.
     assert f"{diagnosis.suggested_temperature:.1f}" in diagnosis.message
-    assert f"{diagnosis.suggested_threshold:.4f}" in diagnosis.message
+    assert f"{diagnosis.suggested_centre:.4f}" in diagnosis.message
 
 
 def test_summarize_reports_count_min_mean_max_and_population_std():
@@ -66,7 +66,7 @@ def test_all_negative_points_at_the_pipeline_and_nothing_else():
     assert "logits_per_image" in message
     # Spreading broken cosines would make noise look like matches: no T or c offered.
     assert found[0].suggested_temperature is None
-    assert found[0].suggested_threshold is None
+    assert found[0].suggested_centre is None
 
 
 def test_all_negative_counts_zero_as_not_positive():
@@ -97,7 +97,7 @@ def test_identical_scores_are_flagged_without_a_suggestion():
     found = diagnose(np.full(10, 0.12), Calibration("custom", 25.0, 0.12))
     assert codes(found) == ["low-variance"]
     assert found[0].suggested_temperature is None
-    assert found[0].suggested_threshold is None
+    assert found[0].suggested_centre is None
 
 
 def test_saturated_low_under_the_model_preset():
@@ -132,7 +132,7 @@ def test_a_healthy_spread_has_no_diagnosis():
     rng = np.random.default_rng(1)
     raw = np.concatenate([rng.uniform(0.12, 0.20, 5), rng.uniform(0.0, 0.08, 15)])
     assert diagnose(raw, MODEL) == []
-    scores = calibrated_score(raw, MODEL.temperature, MODEL.threshold)
+    scores = calibrated_score(raw, MODEL.temperature, MODEL.centre)
     assert scores.min() < 0.5 < scores.max()
 
 

@@ -65,7 +65,7 @@ def test_low_variance_suggests_the_recommended_calibration():
     low = found[codes(found).index("low-variance")]
     expected = recommend_calibration(raw).calibration
     assert low.suggested_temperature == pytest.approx(expected.temperature)
-    assert low.suggested_threshold == pytest.approx(expected.threshold)
+    assert low.suggested_centre == pytest.approx(expected.centre)
     assert f"{expected.temperature:.1f}" in low.message
 
 
@@ -83,7 +83,7 @@ def test_saturation_under_the_chosen_calibration(calibration, code):
     assert codes(found) == [code]
     assert f"T = {calibration.temperature:.1f}" in found[0].message
     # The suggestion un-saturates: the suggested calibration spreads the same cosines.
-    suggested = Calibration("custom", found[0].suggested_temperature, found[0].suggested_threshold)
+    suggested = Calibration("custom", found[0].suggested_temperature, found[0].suggested_centre)
     scores = suggested.score(raw)
     assert np.mean((scores > 0.02) & (scores < 0.98)) > 0.5
 

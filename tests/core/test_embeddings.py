@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def reference_ids(processor, prompt: str, **overrides) -> torch.Tensor:
     options = {"padding": "max_length", "max_length": 64, "truncation": True}
     options.update(overrides)
     return processor.tokenizer([prompt], return_tensors="pt", **options)["input_ids"]
+
+
+def features(output) -> np.ndarray:
+    """transformers 4.x returns the embedding tensor, 5.x a model output holding it."""
+    tensor = output.pooler_output if hasattr(output, "pooler_output") else output
+    return tensor.numpy()
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -76,15 +83,17 @@ def test_text_embedding_is_padded_and_unmasked(encoder, reference):
     model, processor = reference
     prompt = "a photo of a red car in the street."
     with torch.no_grad():
-        padded = model.get_text_features(input_ids=reference_ids(processor, prompt)).numpy()
+        padded = features(model.get_text_features(input_ids=reference_ids(processor, prompt)))
         unpadded_ids = processor.tokenizer([prompt], return_tensors="pt")["input_ids"]
-        unpadded = model.get_text_features(input_ids=unpadded_ids).numpy()
+        unpadded = features(model.get_text_features(input_ids=unpadded_ids))
         batch = processor.tokenizer(
             [prompt], padding="max_length", max_length=64, truncation=True, return_tensors="pt"
         )
-        masked = model.get_text_features(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).numpy()
+        masked = features(
+            model.get_text_features(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            )
+        )
 
     ours = encoder.encode_prompts([prompt])
     assert ours.shape == (1, encoder.dim)
@@ -213,3 +222,199 @@ def test_precision_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 def test_unknown_precision_is_a_config_error(tiny_model_dir: Path) -> None:
     with pytest.raises(ConfigError, match="precision"):
         SiglipEncoder.load(str(tiny_model_dir), device="cpu", precision="fp8")
+
+
+# The checkpoint's numbers are validated ------------------------------------------------------
+
+
+def _edit_processor_config(folder: Path, **changes) -> None:
+    """Edit the image processor's numbers in either layout: preprocessor_config.json (the hub's
+    and transformers 4.x's) or processor_config.json's "image_processor" (transformers 5)."""
+    legacy = folder / "preprocessor_config.json"
+    if legacy.exists():
+        data = json.loads(legacy.read_text())
+        data.update(changes)
+        legacy.write_text(json.dumps(data))
+        return
+    combined = folder / "processor_config.json"
+    data = json.loads(combined.read_text())
+    data["image_processor"].update(changes)
+    combined.write_text(json.dumps(data))
+
+
+def _edit_model_config(folder: Path, tower: str, **changes) -> None:
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    data[tower].update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "edited-model"
+    shutil.copytree(tiny_model_dir, folder)
+    return folder
+
+
+@pytest.fixture
+def weights_never_allocated(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records any AutoModel.from_pretrained call: a bad config must be refused before it."""
+    import transformers
+
+    calls: list[str] = []
+    original = transformers.AutoModel.from_pretrained
+
+    def recording(*args, **kwargs):
+        calls.append(str(args[0]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", recording)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("field", "changes", "shown"),
+    [
+        ("size.height", {"size": {"height": 100000, "width": 100000}}, "100000"),
+        ("size.width", {"size": {"height": 32, "width": 0}}, "0"),
+        ("size.height", {"size": {"height": 64, "width": 64}}, "64"),  # not the trained 32
+        ("image_std", {"image_std": [0.5, 0.0, 0.5]}, "0.0"),
+        ("image_std", {"image_std": [0.5, -1.0, 0.5]}, "-1.0"),
+        ("image_std", {"image_std": [0.5, float("nan"), 0.5]}, "nan"),
+        ("image_mean", {"image_mean": [0.5, float("inf"), 0.5]}, "inf"),
+        ("image_mean", {"image_mean": [0.5, 0.5]}, "[0.5, 0.5]"),
+        ("rescale_factor", {"rescale_factor": 0}, "0"),
+        ("rescale_factor", {"rescale_factor": 255.0}, "255.0"),
+        ("resample", {"resample": 99}, "99"),
+    ],
+)
+def test_bad_processor_numbers_are_refused(
+    model_copy: Path, weights_never_allocated: list[str], field, changes, shown
+) -> None:
+    _edit_processor_config(model_copy, **changes)
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load(str(model_copy), device="cpu")
+    message = str(caught.value)
+    assert str(model_copy) in message
+    assert field in message
+    assert shown in message
+    assert weights_never_allocated == []
+
+
+@pytest.mark.parametrize(
+    ("tower", "changes", "field", "shown"),
+    [
+        ("vision_config", {"image_size": 100000}, "vision_config.image_size", "100000"),
+        ("vision_config", {"image_size": 8}, "vision_config.image_size", "8"),
+        ("vision_config", {"patch_size": 0}, "vision_config.patch_size", "0"),
+        ("vision_config", {"hidden_size": 10**9}, "vision_config.hidden_size", "1000000000"),
+        (
+            "text_config",
+            {"max_position_embeddings": 10**9},
+            "text_config.max_position_embeddings",
+            "1000000000",
+        ),
+        ("text_config", {"projection_size": 16}, "text_config.projection_size", "16"),
+    ],
+)
+def test_bad_model_config_numbers_are_refused_before_the_weights(
+    model_copy: Path, weights_never_allocated: list[str], tower, changes, field, shown
+) -> None:
+    _edit_model_config(model_copy, tower, **changes)
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load(str(model_copy), device="cpu")
+    message = str(caught.value)
+    assert str(model_copy) in message
+    assert field in message
+    assert shown in message
+    assert weights_never_allocated == []
+
+
+def test_an_intact_copy_loads_and_reaches_the_weights(
+    model_copy: Path, weights_never_allocated: list[str]
+) -> None:
+    """The two tests above would pass vacuously if loading never got that far."""
+    encoder = SiglipEncoder.load(str(model_copy), device="cpu")
+    assert weights_never_allocated == [str(model_copy)]
+    assert encoder.image_spec.std == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("parameter", ["logit_scale", "logit_bias"])
+def test_non_finite_logit_parameters_are_refused(tmp_path: Path, parameter: str) -> None:
+    from tiny_model import build_tiny_siglip
+
+    folder = build_tiny_siglip(tmp_path / "nan-model", **{parameter: float("nan")})
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load(str(folder), device="cpu")
+    assert parameter in str(caught.value)
+    assert str(folder) in str(caught.value)
+
+
+def test_the_hub_layout_loads(model_copy: Path, encoder) -> None:
+    """A checkpoint with preprocessor_config.json (as on the hub) loads under 4.x and 5.x."""
+    combined = model_copy / "processor_config.json"
+    if combined.exists():  # saved by transformers 5: split it the way the hub stores it
+        data = json.loads(combined.read_text())
+        image = {**data.pop("image_processor"), "processor_class": "SiglipProcessor"}
+        (model_copy / "preprocessor_config.json").write_text(json.dumps(image))
+        combined.write_text(json.dumps(data))
+    loaded = SiglipEncoder.load(str(model_copy), device="cpu")
+    assert loaded.image_spec == encoder.image_spec
+    np.testing.assert_allclose(
+        loaded.encode_texts(["dog"]), encoder.encode_texts(["dog"]), atol=1e-6
+    )
+
+
+@pytest.fixture
+def poisoned_encoder(tiny_model_dir: Path) -> SiglipEncoder:
+    """A fresh encoder whose weights hold a NaN, as a damaged checkpoint would."""
+    loaded = SiglipEncoder.load(str(tiny_model_dir), device="cpu", precision="fp32")
+    with torch.no_grad():
+        for module in (loaded._model.vision_model, loaded._model.text_model):
+            next(module.parameters()).fill_(float("nan"))
+    return loaded
+
+
+def test_nan_vectors_raise_instead_of_being_returned(poisoned_encoder: SiglipEncoder) -> None:
+    from gallery_app.core.errors import NonFiniteVectors
+
+    images = [Image.fromarray(random_photo(seed)) for seed in range(2)]
+    with pytest.raises(NonFiniteVectors) as caught:
+        poisoned_encoder.encode_images(images)
+    assert caught.value.bad_rows == (0, 1)
+    assert poisoned_encoder.model_id in str(caught.value)
+    with pytest.raises(NonFiniteVectors, match="texts"):
+        poisoned_encoder.encode_texts(["dog"])
+
+
+def test_nan_vectors_never_reach_the_library(poisoned_encoder, library, make_images) -> None:
+    from gallery_app.core.errors import NonFiniteVectors
+
+    paths = make_images(2)
+    library_encoder = poisoned_encoder
+    with pytest.raises(NonFiniteVectors):
+        Indexer(library, library_encoder).index([paths[0].parent])
+    assert library.catalog.count() == 0
+
+
+def test_a_checkpoint_missing_weights_is_refused(model_copy: Path) -> None:
+    """transformers would initialise the missing tensors at random and only log a warning."""
+    from safetensors.torch import load_file, save_file
+
+    weights_file = model_copy / "model.safetensors"
+    tensors = load_file(weights_file)
+    dropped = next(name for name in sorted(tensors) if "vision_model" in name)
+    del tensors[dropped]
+    save_file(tensors, weights_file, metadata={"format": "pt"})
+    with pytest.raises(ModelUnavailable) as caught:
+        SiglipEncoder.load(str(model_copy), device="cpu")
+    assert str(model_copy) in str(caught.value)
+    assert "lacks 1 of the model's weights" in str(caught.value)
+
+
+def test_loading_prints_nothing(tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """transformers 5 draws a progress bar while loading; it must not reach the CLI's output."""
+    capfd.readouterr()
+    SiglipEncoder.load(str(tiny_model_dir), device="cpu")
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("", "")

@@ -13,11 +13,13 @@ from gallery_app.core.calibrate import Calibration
 from gallery_app.core.errors import ConfigError
 from gallery_app.core.evaluate import (
     average_precision,
-    best_f1_threshold,
+    best_f1_min_score,
     evaluate,
     expected_calibration_error,
+    hit_at_k,
     read_labelled_folder,
     recall_at_k,
+    worst_case_order,
 )
 from gallery_app.core.expansion import Expander
 from gallery_app.core.probes import ImageVectors
@@ -25,12 +27,58 @@ from gallery_app.core.probes import ImageVectors
 # --- metrics ------------------------------------------------------------------------------
 
 
-def test_recall_at_k_is_a_hit_in_the_first_k():
+def test_hit_at_k_is_a_hit_in_the_first_k():
     ranking = [False, False, True, False]
-    assert [recall_at_k(ranking, k) for k in (1, 2, 3, 10)] == [0.0, 0.0, 1.0, 1.0]
+    assert [hit_at_k(ranking, k) for k in (1, 2, 3, 10)] == [0.0, 0.0, 1.0, 1.0]
+    assert math.isnan(hit_at_k([False, False], 1))
+    with pytest.raises(ValueError):
+        hit_at_k(ranking, 0)
+
+
+def test_recall_at_k_is_the_share_of_relevant_photos_in_the_first_k():
+    # Four relevant photos, at ranks 1, 3, 4 and 8.
+    ranking = [True, False, True, True, False, False, False, True]
+    assert [recall_at_k(ranking, k) for k in (1, 2, 3, 4, 7, 8, 100)] == [
+        0.25,
+        0.25,
+        0.5,
+        0.75,
+        0.75,
+        1.0,
+        1.0,
+    ]
+    # where hit@k already says 1.0 at k = 1
+    assert hit_at_k(ranking, 1) == 1.0
     assert math.isnan(recall_at_k([False, False], 1))
     with pytest.raises(ValueError):
         recall_at_k(ranking, 0)
+
+
+def test_worst_case_order_sorts_by_the_keys_and_puts_tied_relevant_photos_last():
+    relevant = np.array([True, False, True, False, False])
+    scores = np.array([0.9, 0.9, 0.5, 0.5, 0.7])
+    raws = np.array([0.2, 0.2, 0.1, 0.3, 0.1])
+    # 0 and 1 tie on both keys (1 goes first); 2 and 3 tie on score, and raw ranks 3 first.
+    assert worst_case_order(relevant, scores, raws).tolist() == [1, 0, 4, 3, 2]
+    assert worst_case_order(relevant, scores).tolist() == [1, 0, 4, 3, 2]
+    with pytest.raises(ValueError):
+        worst_case_order(relevant, scores[:3])
+
+
+def test_average_precision_does_not_depend_on_the_order_ties_arrive_in():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, 60) / 4.0  # four distinct values: many ties
+    relevant = rng.random(60) < 0.3
+    results = set()
+    for _ in range(20):
+        shuffled = rng.permutation(60)
+        order = worst_case_order(relevant[shuffled], scores[shuffled])
+        results.add(average_precision(relevant[shuffled][order]))
+    assert len(results) == 1
+    # and it is the worst case: no order of the tied photos scores lower
+    [worst] = results
+    lucky = np.lexsort((~relevant, -scores))
+    assert average_precision(relevant[lucky]) > worst
 
 
 def test_average_precision_from_its_definition():
@@ -61,30 +109,30 @@ def test_ece_of_an_overconfident_score():
 
 
 def test_best_f1_on_separable_scores_takes_the_lowest_relevant_score():
-    choice = best_f1_threshold([0.9, 0.8, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0])
+    choice = best_f1_min_score([0.9, 0.8, 0.7, 0.3, 0.2], [1, 1, 1, 0, 0])
     assert choice is not None
-    assert (choice.threshold, choice.f1, choice.precision, choice.recall) == (0.7, 1.0, 1.0, 1.0)
+    assert (choice.min_score, choice.f1, choice.precision, choice.recall) == (0.7, 1.0, 1.0, 1.0)
 
 
 def test_best_f1_matches_a_brute_force_search():
     rng = np.random.default_rng(0)
     scores = rng.random(200).round(2)  # rounding makes ties
     relevant = rng.random(200) < scores
-    choice = best_f1_threshold(scores, relevant)
+    choice = best_f1_min_score(scores, relevant)
     assert choice is not None
 
-    def f1_at(threshold: float) -> float:
-        predicted = scores >= threshold
+    def f1_at(min_score: float) -> float:
+        predicted = scores >= min_score
         tp = np.sum(predicted & relevant)
         return 0.0 if tp == 0 else 2 * tp / (predicted.sum() + relevant.sum())
 
     brute = max(f1_at(t) for t in np.unique(scores))
     assert choice.f1 == pytest.approx(brute)
-    assert f1_at(choice.threshold) == pytest.approx(choice.f1)
+    assert f1_at(choice.min_score) == pytest.approx(choice.f1)
 
 
 def test_best_f1_without_relevant_pairs_is_none():
-    assert best_f1_threshold([0.5, 0.2], [0, 0]) is None
+    assert best_f1_min_score([0.5, 0.2], [0, 0]) is None
 
 
 # --- the labelled folder ------------------------------------------------------------------
@@ -173,7 +221,9 @@ def test_perfect_vectors_give_perfect_retrieval(tmp_path: Path):
     )
     plain, expanded = report.modes
     assert (plain.expand, expanded.expand) == (False, True)
-    assert plain.recall == {1: 1.0, 5: 1.0, 10: 1.0}
+    assert plain.hit == {1: 1.0, 5: 1.0, 10: 1.0}
+    # two relevant photos per query: the first one is half of them
+    assert plain.recall == {1: 0.5, 5: 1.0, 10: 1.0}
     assert plain.mean_average_precision == 1.0
     assert plain.mean_score_relevant > 0.9 > 0.1 > plain.mean_score_irrelevant
     assert plain.best_f1 is not None and plain.best_f1.f1 == 1.0
@@ -184,7 +234,9 @@ def test_perfect_vectors_give_perfect_retrieval(tmp_path: Path):
         {"label": "red_car", "query": "red car", "images": 2},
     ]
     assert data["distractors"] == 1 and data["images"] == 5
-    assert data["without_expansion"]["recall_at_1"] == 1.0
+    assert data["without_expansion"]["hit_at_1"] == 1.0
+    assert data["without_expansion"]["recall_at_1"] == 0.5
+    assert data["centre"] == 0.5 and "threshold" not in data
 
 
 def test_swapped_vectors_give_the_worst_ranking(tmp_path: Path):
@@ -208,7 +260,8 @@ def test_swapped_vectors_give_the_worst_ranking(tmp_path: Path):
         Calibration("custom", 10.0, 0.5),
     )
     plain = report.modes[0]
-    assert plain.recall[1] == 0.0
+    assert plain.hit[1] == plain.recall[1] == 0.0
+    assert plain.recall[5] == 1.0
     assert [q.first_relevant_rank for q in plain.per_query] == [4, 4]
     # Relevant at ranks 4 and 5 of 5: (1/4 + 2/5) / 2.
     assert plain.mean_average_precision == pytest.approx((1 / 4 + 2 / 5) / 2)
@@ -217,16 +270,22 @@ def test_swapped_vectors_give_the_worst_ranking(tmp_path: Path):
 
 def test_expansion_changes_the_variants_searched(tmp_path: Path):
     labelled = labelled_set(tmp_path)
-    # Cat photos sit on the axis of "kitten", which only expansion searches; the distractor
-    # leans towards "cat" itself.
+    # Cat photos sit near the axis of "kitty", which only expansion searches; the distractor
+    # leans further towards "cat" itself than they do.
     vectors = np.stack(
-        [unit(0, 0, 1, 0), unit(0, 0, 1, 0), unit(0.1, 0, 0, 1), unit(0, 1, 0, 0), unit(0, 1, 0, 0)]
+        [
+            unit(0.05, 0, 1, 0),
+            unit(0.05, 0, 1, 0),
+            unit(0.1, 0, 0, 1),
+            unit(0, 1, 0, 0),
+            unit(0, 1, 0, 0),
+        ]
     )
-    assert any(v.text == "kitten" for v in Expander().expand("cat"))
+    assert any(v.text == "kitty" for v in Expander().expand("cat"))
     report = evaluate(
         labelled,
         ImageVectors(labelled.paths, vectors),
-        AxisEncoder({"cat": 0, "red car": 1, "kitten": 2}),
+        AxisEncoder({"cat": 0, "red car": 1, "kitty": 2}),
         Expander(),
         Calibration("custom", 10.0, 0.5),
     )
@@ -250,3 +309,23 @@ def test_photos_that_failed_are_left_out(tmp_path: Path):
     )
     assert report.to_json()["failed"] == [{"path": labelled.paths[2], "reason": "corrupt"}]
     assert report.to_json()["images"] == 4
+
+
+def test_a_distractor_identical_to_a_relevant_photo_ranks_above_it(tmp_path: Path):
+    """A copy of a cat photo outside the cat folder ties with it: the tie counts against."""
+    labelled = labelled_set(tmp_path)  # order: cat 1, cat 2, other, red car 3, red car 4
+    cat_photo = unit(1, 0, 0, 0.5)
+    vectors = np.stack(
+        [unit(1, 0, 0, 0.1), cat_photo, cat_photo, unit(0, 1, 0, 0), unit(0, 1, 0, 0)]
+    )
+    report = evaluate(
+        labelled,
+        ImageVectors(labelled.paths, vectors),
+        AxisEncoder({"cat": 0, "red car": 1}),
+        Expander(),
+        Calibration("custom", 10.0, 0.5),
+    )
+    cat = report.modes[0].per_query[0]
+    # cat 1 first; then the distractor, then its identical twin cat 2: ranks 1 and 3.
+    assert cat.average_precision == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert cat.first_relevant_rank == 1

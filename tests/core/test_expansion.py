@@ -1,4 +1,7 @@
-"""Query expansion: the built-in dictionary, in-phrase swaps, plurals, the cap, user files."""
+"""Query expansion: the built-in dictionary, in-phrase swaps, plurals, the cap, user files.
+
+Wrong senses, articles, doubled words, negations and the broader option: test_expansion_senses.py.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +66,11 @@ def write_user_file(tmp_path: Path, data: object) -> Path:
 
 def test_builtin_has_at_least_100_head_terms(builtin):
     assert len(builtin) >= 100
-    assert len(builtin.entries) == len(builtin)
+    assert len(builtin.entries) == len(builtin) + len(builtin.compounds)
+    assert all(
+        not builtin.entries[c].synonyms and not builtin.entries[c].broader
+        for c in builtin.compounds
+    )
 
 
 def test_builtin_covers_every_category(builtin):
@@ -90,9 +97,9 @@ def test_builtin_lookup_finds_each_member_in_its_own_entry(builtin):
             assert hit[2] is False
 
 
-def test_builtin_related_weights_are_in_unit_interval(builtin):
+def test_builtin_broader_weights_are_in_unit_interval(builtin):
     for entry in builtin.entries.values():
-        for word, weight in entry.related:
+        for word, weight in entry.broader:
             assert word
             assert 0 < weight <= 1
 
@@ -102,47 +109,47 @@ def test_builtin_related_weights_are_in_unit_interval(builtin):
 
 def test_single_word_original_comes_first(expander):
     variants = expander.expand("dog")
-    assert variants[0] == Variant("dog", 1.0, None)
+    assert variants[0] == Variant("dog", 1.0, None, "query")
     assert variants[0].source is None
 
 
-def test_single_word_synonyms_weight_one_and_related_weighted(expander, builtin):
+def test_single_word_synonyms_weight_one_and_kind_synonym(expander, builtin):
     entry = builtin.entries["dog"]
     variants = by_text(expander.expand("dog", max_variants=50))
+    assert {text for text in variants} == {"dog", *entry.synonyms}
     for synonym in entry.synonyms:
-        assert variants[synonym].weight == 1.0
-        assert variants[synonym].source == f"dog -> {synonym}"
-    for word, weight in entry.related:
-        assert variants[word].weight == pytest.approx(weight)
-        assert variants[word].source == f"dog -> {word}"
+        assert variants[synonym] == Variant(synonym, 1.0, f"dog -> {synonym}", "synonym")
 
 
-def test_dog_expands_to_puppy_and_pet(expander, builtin):
+def test_dog_expands_to_pooch_and_only_with_broader_to_pet(expander, builtin):
     entry = builtin.entries["dog"]
-    assert "puppy" in entry.synonyms
-    assert dict(entry.related)["pet"] == pytest.approx(0.8)
-    variants = by_text(expander.expand("dog"))
-    assert variants["puppy"] == Variant("puppy", 1.0, "dog -> puppy")
-    assert variants["pet"] == Variant("pet", pytest.approx(0.8), "dog -> pet")
+    assert "pooch" in entry.synonyms
+    assert dict(entry.broader)["pet"] == pytest.approx(0.5)
+    plain = by_text(expander.expand("dog"))
+    assert plain["pooch"] == Variant("pooch", 1.0, "dog -> pooch", "synonym")
+    assert "pet" not in plain and "animal" not in plain
+    wider = by_text(expander.expand("dog", broader=True))
+    assert wider["pet"] == Variant("pet", pytest.approx(0.5), "dog -> pet", "broader")
+    assert wider["animal"].kind == "broader"
 
 
 def test_reverse_lookup_from_a_synonym(expander):
-    variants = by_text(expander.expand("puppy"))
+    variants = by_text(expander.expand("pooch"))
     assert "dog" in variants
     assert variants["dog"].weight == 1.0
-    assert variants["dog"].source == "puppy -> dog"
-    assert "puppy" not in texts(expander.expand("puppy"))[1:]
+    assert variants["dog"].source == "pooch -> dog"
+    assert "pooch" not in texts(expander.expand("pooch"))[1:]
 
 
 # --- plurals -----------------------------------------------------------------------------
 
 
 def test_plural_query_yields_plural_variants(expander):
-    variants = by_text(expander.expand("dogs"))
-    assert variants["puppies"].weight == 1.0
-    assert variants["puppies"].source == "dog -> puppy"
-    assert variants["pets"].weight == pytest.approx(0.8)
-    assert "puppy" not in variants
+    variants = by_text(expander.expand("dogs", broader=True))
+    assert variants["pooches"].weight == 1.0
+    assert variants["pooches"].source == "dog -> pooch"
+    assert variants["pets"].weight == pytest.approx(0.5)
+    assert "pooch" not in variants
     assert "pet" not in variants
 
 
@@ -172,10 +179,10 @@ def test_irregular_plural_men(expander, builtin):
     assert "man" not in got
 
 
-def test_plural_related_word_uses_irregular_plural(expander, builtin):
-    # child -> person (related) becomes "people" when the query says "children".
-    assert "person" in dict(builtin.entries["child"].related)
-    assert "people" in texts(expander.expand("children", max_variants=50))
+def test_plural_broader_word_uses_irregular_plural(expander, builtin):
+    # child -> person (broader) becomes "people" when the query says "children".
+    assert "person" in dict(builtin.entries["child"].broader)
+    assert "people" in texts(expander.expand("children", broader=True, max_variants=50))
 
 
 @pytest.mark.parametrize(
@@ -222,17 +229,17 @@ def test_in_phrase_swaps_each_term(expander):
     variants = expander.expand("dog on the beach")
     got = texts(variants)
     assert got[0] == "dog on the beach"
-    assert "puppy on the beach" in got
+    assert "pooch on the beach" in got
     assert "dog on the seashore" in got
-    assert "puppy on the seashore" not in got
+    assert "pooch on the seashore" not in got
     for variant in variants:
         assert " on the " in variant.text
 
 
 def test_in_phrase_swaps_one_term_at_a_time(expander, builtin):
-    dog = set(builtin.entries["dog"].members) | {w for w, _ in builtin.entries["dog"].related}
-    beach = set(builtin.entries["beach"].members) | {w for w, _ in builtin.entries["beach"].related}
-    for variant in expander.expand("dog on the beach", max_variants=100)[1:]:
+    dog = set(builtin.entries["dog"].members) | {w for w, _ in builtin.entries["dog"].broader}
+    beach = set(builtin.entries["beach"].members) | {w for w, _ in builtin.entries["beach"].broader}
+    for variant in expander.expand("dog on the beach", broader=True, max_variants=100)[1:]:
         first, rest = variant.text.split(" on the ")
         assert first in dog and rest in beach
         # exactly one of the two terms changed
@@ -293,15 +300,19 @@ def test_call_cap_overrides_constructor_cap(builtin):
 
 @pytest.mark.parametrize("query", ["dog", "dogs", "dog on the beach", RICH_QUERY, "children"])
 @pytest.mark.parametrize("cap", [8, 100])
-def test_variants_unique_and_sorted_by_weight(expander, query, cap):
-    variants = expander.expand(query, max_variants=cap)
-    assert variants[0] == Variant(" ".join(query.split()), 1.0, None)
+@pytest.mark.parametrize("broader", [False, True])
+def test_variants_unique_and_sorted_by_weight(expander, query, cap, broader):
+    variants = expander.expand(query, broader=broader, max_variants=cap)
+    assert variants[0] == Variant(" ".join(query.split()), 1.0, None, "query")
     got = texts(variants)
     assert len(got) == len(set(got))
     weights = [v.weight for v in variants[1:]]
     assert weights == sorted(weights, reverse=True)
     assert all(0 < w <= 1 for w in weights)
     assert all(v.source for v in variants[1:])
+    kinds = [v.kind for v in variants[1:]]
+    assert kinds == sorted(kinds, key=["synonym", "broader"].index)  # synonyms, then broader
+    assert ("broader" in kinds) is broader
 
 
 def test_cap_keeps_the_best_weights(expander):
@@ -335,18 +346,18 @@ def test_empty_query_gives_nothing(expander, query):
 
 
 def test_user_entry_overrides_builtin(tmp_path):
-    path = write_user_file(tmp_path, {"terms": {"dog": {"synonyms": ["doggo"], "related": {}}}})
-    got = texts(Expander(load_dictionary(path)).expand("dog"))
+    path = write_user_file(tmp_path, {"terms": {"dog": {"synonyms": ["doggo"], "broader": {}}}})
+    got = texts(Expander(load_dictionary(path)).expand("dog", broader=True))
     assert got == ["dog", "doggo"]
-    assert "puppy" not in got
+    assert "pooch" not in got
     assert "pet" not in got
 
 
 def test_user_override_drops_old_members_from_reverse_lookup(tmp_path):
-    path = write_user_file(tmp_path, {"terms": {"dog": {"synonyms": ["doggo"], "related": {}}}})
+    path = write_user_file(tmp_path, {"terms": {"dog": {"synonyms": ["doggo"], "broader": {}}}})
     dictionary = load_dictionary(path)
-    assert dictionary.lookup("puppy") is None
-    assert Expander(dictionary).expand("puppy") == [Variant("puppy", 1.0, None)]
+    assert dictionary.lookup("pooch") is None
+    assert Expander(dictionary).expand("pooch") == [Variant("pooch", 1.0, None)]
     assert "dog" in texts(Expander(dictionary).expand("doggo"))
 
 
@@ -364,11 +375,14 @@ def test_user_entry_extends_builtin(tmp_path):
     )
     dictionary = load_dictionary(path)
     assert len(dictionary) == len(builtin_dictionary()) + 1
-    variants = by_text(Expander(dictionary).expand("an axolotl in a tank"))
-    assert variants["an mexican walking fish in a tank"].weight == 1.0
-    assert variants["an salamander in a tank"].weight == pytest.approx(0.7)
+    variants = by_text(Expander(dictionary).expand("an axolotl in a tank", broader=True))
+    assert variants["a mexican walking fish in a tank"].weight == 1.0
+    # "related" is the old name of "broader": a user file that says it still works
+    assert variants["a salamander in a tank"] == Variant(
+        "a salamander in a tank", pytest.approx(0.7), "axolotl -> salamander", "broader"
+    )
     # built-in entries still work
-    assert "puppy" in texts(Expander(dictionary).expand("dog"))
+    assert "pooch" in texts(Expander(dictionary).expand("dog"))
 
 
 def test_user_terms_are_normalised(tmp_path):
@@ -424,6 +438,16 @@ def test_invalid_json_names_file_and_line(tmp_path):
         pytest.param({"terms": {"dog": {"related": {"": 0.5}}}}, id="empty-related-word"),
         pytest.param({"remove": "cat"}, id="remove-not-list"),
         pytest.param({"remove": [""]}, id="remove-empty-term"),
+        pytest.param({"terms": {"dog": {"broader": ["pet"]}}}, id="broader-not-object"),
+        pytest.param({"terms": {"dog": {"broader": {"pet": 2}}}}, id="broader-weight-above-one"),
+        pytest.param(
+            {"terms": {"dog": {"broader": {"pet": 0.5}, "related": {"pet": 0.5}}}},
+            id="broader-and-related",
+        ),
+        pytest.param({"compounds": "hot dog"}, id="compounds-not-list"),
+        pytest.param({"compounds": ["hotdog"]}, id="compound-one-word"),
+        pytest.param({"compounds": [""]}, id="compound-empty"),
+        pytest.param({"compounds": [7]}, id="compound-not-string"),
     ],
 )
 def test_bad_user_file_raises_config_error_with_path(tmp_path, data):

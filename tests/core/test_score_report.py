@@ -46,7 +46,7 @@ def test_rows_summarize_each_query_and_each_photo():
 def test_json_shape_and_values():
     raw = np.linspace(0.0, 0.2, 12, dtype=np.float32).reshape(4, 3)
     data = score_report(raw, QUERIES, PROMPTS, PATHS, MODEL, [("/p/x.jpg", "corrupt")]).to_json()
-    assert set(data) == {"preset", "temperature", "threshold", "queries", "images", "diagnoses",
+    assert set(data) == {"preset", "temperature", "centre", "queries", "images", "diagnoses",
                          "failed"}  # fmt: skip
     assert [q["query"] for q in data["queries"]] == list(QUERIES)
     assert set(data["queries"][0]) == {"query", "prompt", "raw", "score", "best"}

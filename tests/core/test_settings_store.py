@@ -51,7 +51,7 @@ def test_save_replaces_the_previous_file(tmp_path: Path):
 def test_custom_preset_gives_the_saved_calibration():
     settings = UserSettings("custom", 30.0, 0.05)
     calibration = settings.calibration(logit_scale=math.log(117.0), logit_bias=-12.9)
-    assert (calibration.preset, calibration.temperature, calibration.threshold) == (
+    assert (calibration.preset, calibration.temperature, calibration.centre) == (
         "custom",
         30.0,
         0.05,
@@ -63,6 +63,21 @@ def test_model_preset_ignores_saved_custom_values():
     calibration = settings.calibration(logit_scale=math.log(117.0), logit_bias=-12.9)
     assert calibration.preset == "model"
     assert calibration.temperature == pytest.approx(117.0)
+
+
+def test_a_version_1_file_with_custom_threshold_is_migrated(tmp_path: Path):
+    path = tmp_path / "settings.json"
+    old = {"version": 1, "preset": "custom", "custom_temperature": 30, "custom_threshold": 0.04}
+    path.write_text(json.dumps(old))
+    settings = load_settings(path)
+    assert (settings.preset, settings.custom_centre) == ("custom", 0.04)
+    save_settings(settings, path)
+    on_disk = json.loads(path.read_text())
+    assert on_disk["custom_centre"] == 0.04 and "custom_threshold" not in on_disk
+    assert on_disk["version"] == SETTINGS_VERSION == 2
+    # a file that has both keys was written after the rename: custom_centre wins
+    both = {**old, "custom_centre": 0.09}
+    assert parse_settings(both).custom_centre == 0.09
 
 
 def test_unknown_keys_are_ignored():
@@ -80,8 +95,8 @@ def test_unknown_keys_are_ignored():
         ('{"preset": 3}', "'preset'"),
         ('{"preset": "custom"}', "no custom_temperature"),
         ('{"custom_temperature": 10}', "set together"),
-        ('{"custom_temperature": -1, "custom_threshold": 0}', "positive"),
-        ('{"custom_temperature": "hot", "custom_threshold": 0}', "must be a number"),
+        ('{"custom_temperature": -1, "custom_centre": 0}', "positive"),
+        ('{"custom_temperature": "hot", "custom_centre": 0}', "must be a number"),
         ('{"min_score": 1.5}', "between 0 and 1"),
         ('{"min_score": null}', "'min_score'"),
         ('{"expand": "yes"}', "'expand'"),

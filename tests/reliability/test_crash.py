@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from gallery_app.core.catalog import SCHEMA_VERSION, Catalog, ImageRecord
-from gallery_app.core.errors import CorruptCatalog, LibraryInUse, LibraryMismatch
+from gallery_app.core.errors import CorruptCatalog, DiskFull, LibraryInUse, LibraryMismatch
 from gallery_app.core.indexer import Indexer
 from gallery_app.core.library import Library, library_folder
+from gallery_app.core.search import Searcher
 
 CHILD = Path(__file__).with_name("index_child.py")
 
@@ -305,26 +306,79 @@ def test_newer_schema_is_refused_and_left_untouched(encoder, isolated_dirs):
     assert not list(path.parent.glob("*.bak"))
 
 
-def test_disk_full_during_a_batch_is_a_clear_error_and_keeps_earlier_batches(
-    library, encoder, make_images, monkeypatch
+def integrity(path: Path) -> list[tuple[str]]:
+    check = sqlite3.connect(path)
+    try:
+        return check.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        check.close()
+
+
+def test_disk_full_during_a_batch_names_the_folder_keeps_the_catalog_and_search_reads(
+    library, encoder, make_images
 ):
     paths = make_images(9)
-    real_write = Catalog.write_batch
-    calls = []
+    first = Indexer(library, encoder, batch_size=3).index([paths[0].parent])
+    assert first.indexed == 9
+    more = make_images(30, start=100)
+    # A disk that is full from here on: SQLite refuses to grow the file with SQLITE_FULL,
+    # exactly as on a real full disk (deterministic, and nothing else on the machine fills).
+    db = library.catalog.db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
 
-    def write_until_full(self, records):
-        calls.append(len(records))
-        if len(calls) == 2:  # what SQLite raises when the disk fills mid-transaction
-            with self._transaction() as db:
-                db.execute("SELECT 1")
-                raise sqlite3.OperationalError("database or disk is full")
-        return real_write(self, records)
-
-    monkeypatch.setattr(Catalog, "write_batch", write_until_full)
-    from gallery_app.core.errors import GalleryError
-
-    with pytest.raises(GalleryError, match="disk is full") as error:
-        Indexer(library, encoder, batch_size=3).index([paths[0].parent])
-    assert not isinstance(error.value, CorruptCatalog)
-    assert library.catalog.count() == 3
+    with pytest.raises(DiskFull) as error:
+        Indexer(library, encoder, batch_size=3).index([more[0].parent])
+    message = str(error.value)
+    assert message.startswith(f"disk full at {library.folder}") and "Free some space" in message
+    assert "damaged" not in message and "rollback" not in message
+    committed = library.catalog.count()  # the free pages left took a few more batches
+    assert 9 <= committed < 39 and (committed - 9) % 3 == 0  # whole batches, every earlier one
+    assert integrity(library.catalog.path) == [("ok",)]
+    # Search still reads: in this process and in a reader beside it.
+    hits = Searcher(library, encoder).search("dog", top_k=5)
+    assert len(hits.paths) > 0 and set(hits.paths) <= {str(p) for p in paths + more}
+    with Library(library.data_dir, library.model_id, library.dim, read_only=True) as reader:
+        assert reader.catalog.count() == committed
+        assert len(Searcher(reader, encoder).search("dog", top_k=5).paths) > 0
+    # Space freed: the same command indexes the rest.
+    db.execute("PRAGMA max_page_count = 1073741823")
+    again = Indexer(library, encoder, batch_size=3).index([more[0].parent])
+    assert again.indexed == 39 - committed and library.catalog.count() == 39
     assert_agrees(library)
+
+
+class CommitFailsFull:
+    """A connection whose COMMIT hits a full disk the way SQLite does it: the transaction is
+    rolled back automatically, then SQLITE_FULL is raised."""
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self.real = real
+
+    def execute(self, sql: str, *args):
+        if sql == "COMMIT":
+            self.real.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.real.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+def test_a_commit_that_fails_full_is_disk_full_not_cannot_rollback(library, monkeypatch):
+    real = library.catalog.db
+    monkeypatch.setattr(library.catalog, "_db", CommitFailsFull(real))
+    with pytest.raises(DiskFull, match=f"disk full at {library.folder}"):
+        library.catalog.add_folder("/photos")
+    monkeypatch.setattr(library.catalog, "_db", real)
+    assert library.catalog.folders() == []  # nothing half-written
+    assert not real.in_transaction
+    library.catalog.add_folder("/photos")  # the connection is usable again
+    assert [f.path for f in library.catalog.folders()] == ["/photos"]
+
+
+def test_catalog_commits_with_synchronous_full(library):
+    # NORMAL in WAL mode syncs only at checkpoints: a power cut could roll back committed
+    # batches, which the README does not allow.
+    assert library.catalog.db.execute("PRAGMA synchronous").fetchone() == (2,)
+    assert library.catalog.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)

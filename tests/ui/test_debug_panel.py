@@ -164,13 +164,13 @@ def test_calibration_text_shows_preset_t_and_c(panel):
     text = panel.calibration_text()
     assert "model" in text
     assert f"T = {MODEL.temperature:.2f}" in text
-    assert f"c = {MODEL.threshold:.4f}" in text
+    assert f"c = {MODEL.centre:.4f}" in text
 
 
 def test_recalibration_updates_scores_and_calibration(panel):
     hits = healthy_hits()
     panel.show_search(hits, hits.rank(MODEL), MODEL)
-    custom = MODEL.with_overrides(temperature=20.0, threshold=0.05)
+    custom = MODEL.with_overrides(temperature=20.0, centre=0.05)
     results = hits.rank(custom)
     panel.show_search(hits, results, custom)
     model = panel.table_model()

@@ -406,7 +406,7 @@ def test_the_window_uses_the_calibration_tune_saved(qtbot, open_window, tiny_mod
     bar = window.calibration_bar
     assert bar.preset_box.currentData() == "custom"
     assert bar.temperature_slider.value() == 33
-    assert window.calibration().threshold == pytest.approx(0.12)
+    assert window.calibration().centre == pytest.approx(0.12)
     assert bar.min_score_box.value() == 20
     assert not window.results_panel.expand_box.isChecked()
 
