@@ -223,8 +223,10 @@ class MainWindow(QMainWindow):
     # -- actions ------------------------------------------------------------------------------
     # -- window -------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
-        # Thumbnails are rendered for the screen the window is on (crisp on HiDPI).
+        # Thumbnails are rendered for the screen the window is on (crisp on HiDPI), and again
+        # when it moves to a screen of another pixel ratio.
         self.grid_model.set_device_pixel_ratio(self.devicePixelRatioF())
+        window_state.follow_screen(self, self.grid_model.set_device_pixel_ratio)
         super().showEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -37,6 +37,15 @@ def widen_when_opened(window: QMainWindow, dock: QDockWidget, wanted: Callable[[
     dock.visibilityChanged.connect(widen)
 
 
+def follow_screen(window: QWidget, set_ratio: Callable[[float], None]) -> None:
+    """Call set_ratio with the window's device pixel ratio whenever it changes screen."""
+    handle = window.windowHandle()
+    if handle is None or handle.property("follows_screen"):
+        return
+    handle.setProperty("follows_screen", True)
+    handle.screenChanged.connect(lambda _screen: set_ratio(window.devicePixelRatioF()))
+
+
 def restore(window: QMainWindow, splitter: QSplitter, state: UiState, docks: list[QWidget]) -> None:
     geometry = state.bytes_value("geometry")
     if geometry is None or not window.restoreGeometry(geometry):

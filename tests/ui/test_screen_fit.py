@@ -86,3 +86,19 @@ def test_the_viewer_fits_a_large_photo_in_a_small_window(
     shown = viewer.shown_size()
     assert shown.width() <= area.width() and shown.height() <= area.height()
     assert inside(window, viewer.next_button) and inside(window, viewer.back_button)
+
+
+def test_thumbnails_follow_the_screens_pixel_ratio(qtbot, open_window, tiny_model_dir, make_images):
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(2)[0].parent)
+    window.grid_model.set_device_pixel_ratio(1.0)
+    window.windowHandle().screenChanged.emit(window.screen())  # as when dragged to a screen
+    assert window.grid_model._dpr == window.devicePixelRatioF()
+    window.grid_model.set_device_pixel_ratio(2.0)
+    index = window.grid_model.index(0)
+    placeholder = window.thumbnails.placeholder(2.0).cacheKey()
+    qtbot.waitUntil(
+        lambda: window.grid_model.data(index, 1).cacheKey() != placeholder, timeout=10_000
+    )
+    thumbnail = window.grid_model.data(index, 1)
+    assert thumbnail.devicePixelRatio() == 2.0  # made for the HiDPI screen, not scaled up
