@@ -296,7 +296,7 @@ def test_removing_a_folder_asks_then_empties_library_and_results(
     )
     panel.remove_folder_button.click()  # cancelled: nothing is removed
     assert str(folder) in asked[0] and not window.library.busy
-    with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
+    with qtbot.waitSignals([window.search_done, window.library.idle], timeout=WAIT_MS):
         panel.remove_folder_button.click()
     assert panel.folder_list.count() == 0
     assert window.search.results == []  # the query was run again over what is left
