@@ -96,7 +96,7 @@ def test_a_photo_gone_from_disk_says_so(qtbot, make_images):
 def test_file_actions_open_show_and_copy(qtbot, qapp, monkeypatch, tmp_path):
     opened: list[QUrl] = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
-    monkeypatch.setattr(file_actions.shutil, "which", lambda name: None)  # no D-Bus here
+    monkeypatch.setattr(file_actions, "_show_items_over_dbus", lambda paths: False)  # no D-Bus
     paths = [str(tmp_path / "a.jpg"), str(tmp_path / "sub" / "b.jpg")]
     assert file_actions.open_with_default_app(paths)
     assert [u.toLocalFile() for u in opened] == paths
