@@ -84,6 +84,10 @@ def test_slider_recalibrates_in_place_without_calling_the_encoder(
 
     bar.min_score_box.setValue(99)
     assert all(item.score >= 0.99 for item in window.grid_model.items())
+    bar.min_score_box.setValue(100)  # nothing can score 100%: a message, not a blank grid
+    assert window.grid_model.rowCount() == 0
+    header = window.results_panel.header_label.text()
+    assert "No photo scores 100% or more" in header and "Hide below" in header
     bar.reset_button.click()
     assert window.calibration_state.preset == "model"
     assert bar.saved_label.text() == ""
