@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import logging
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gallery_app.core.errors import GalleryError
+from gallery_app.core.errors import GalleryError, StorageError, describe_os_error
 
 log = logging.getLogger("gallery_app")
 
@@ -134,23 +136,23 @@ def _finite_float(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     if args.model is None:
         args.model = _saved_model()
     if args.command is None:
         return run_gui(args)
-    # Paths are printed as the bytes the file system gave, even when they are not valid UTF-8.
-    reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(errors="surrogateescape")
+    # Paths are printed as the bytes the file system gave, even when they are not valid UTF-8;
+    # a character the terminal's encoding lacks is shown as an escape instead of failing.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=_OUTPUT_ERRORS)
     try:
-        handler = getattr(args, "run", None)
-        if handler is not None:  # subcommands that register their own handler
-            return int(handler(args))
+        run = getattr(args, "run", None)
+        if run is not None:  # subcommands that register their own handler
+            return int(run(args))
         if args.command == "index":
             return run_index(args)
         if args.command == "cache":
@@ -171,11 +173,148 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except Exception as exc:
-        _fail(
-            f"unexpected {type(exc).__name__}: {exc} (run with --verbose for details)", args.verbose
-        )
+    except Exception as exc:  # every class a user can meet has its own words in describe_failure
+        try:
+            message = describe_failure(exc, args)
+        except Exception:  # the description must never be what fails
+            message = f"`gallery-app {args.command}` stopped on {type(exc).__name__}"
+        _fail(message, args.verbose)
         return 1
+
+
+def describe_failure(exc: Exception, args: argparse.Namespace) -> str:
+    """The one line a user reads when `exc` stopped a command: what failed, where, and what to
+    do. Faults of the machine (disk, permissions, memory, names) are described; anything else
+    reaching here is a bug in gallery-app, and the message says so."""
+    command = f"gallery-app {args.command}"
+    if isinstance(exc, OSError):
+        return describe_os_error(exc, _work_folder(args))
+    if isinstance(exc, UnicodeEncodeError):
+        name = exc.object if len(exc.object) <= 300 else exc.object[:300] + "..."
+        return (
+            f"the name {name} is not valid UTF-8 ({exc.reason}) and `{command}` cannot use it "
+            "there: rename it (or the folder holding it) with a UTF-8 name"
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"`{command}` read text that is not valid UTF-8 ({exc.reason} at byte {exc.start}):"
+            " save that file as UTF-8 (run with --verbose to see which file was being read)"
+        )
+    if isinstance(exc, MemoryError):
+        return f"out of memory during `{command}`: close other programs and run it again"
+    sqlite_error = _describe_sqlite_error(exc, args)
+    if sqlite_error is not None:
+        return sqlite_error
+    detail = " ".join(str(exc).split())[:200]
+    return (
+        f"`{command}` stopped on an internal error ({type(exc).__name__}"
+        + (f": {detail}" if detail else "")
+        + "). This is a bug in gallery-app: please report it with what the same command "
+        "prints when run with --verbose (it shows where it happened)"
+    )
+
+
+def _describe_sqlite_error(exc: Exception, args: argparse.Namespace) -> str | None:
+    """A catalog error that no layer below turned into a typed one, by SQLite's error code."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    folder = _work_folder(args)
+    code = getattr(exc, "sqlite_errorcode", None)
+    code = code & 0xFF if isinstance(code, int) else -1  # the primary code, no extension
+    damaged = (
+        f"a library catalog in {folder} is damaged: restore it from a backup, or move it aside "
+        "and run `gallery-app index` on your folders again to rebuild it"
+    )
+    words = {
+        11: damaged,  # SQLITE_CORRUPT
+        26: damaged,  # SQLITE_NOTADB
+        13: f"disk full at {folder}: free some space and run again",  # SQLITE_FULL
+        8: f"the library in {folder} cannot be written (read-only): make it writable, or use "
+        "another data folder with --data-dir",  # SQLITE_READONLY
+        14: f"the library catalog in {folder} cannot be opened: check that the folder exists "
+        "and that you may write to it",  # SQLITE_CANTOPEN
+        10: f"input/output error in {folder}: the disk may be failing or unplugged: check it, "
+        "then run again",  # SQLITE_IOERR
+        5: f"the library in {folder} is busy (another gallery-app is writing): wait for it to "
+        "finish, then run again",  # SQLITE_BUSY
+        6: f"the library in {folder} is busy (another gallery-app is writing): wait for it to "
+        "finish, then run again",  # SQLITE_LOCKED
+    }
+    return words.get(code)
+
+
+def _work_folder(args: argparse.Namespace) -> str:
+    """Where a command's writes go, for errors that name no file."""
+    try:
+        return str(_data_dir(args))
+    except Exception:  # the data folder itself cannot be worked out
+        return "the data folder"
+
+
+# --- what reaches the terminal ------------------------------------------------------------
+
+# Bidirectional overrides reorder what follows them on screen: a name could show as another.
+_BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """Text as it is safe to show in a terminal: control characters (ESC, newline, C1, bidi
+    overrides) become visible escapes (`\\x1b`, `\\n`, `\\u202e`); every other character, any
+    script or emoji, is kept. Every path or name the CLI prints in text mode goes through this;
+    --json needs no such step (JSON escapes control characters itself).
+
+    A byte that is not valid UTF-8 (a surrogate escape, from os.fsdecode) stays a raw byte, as
+    the file system gave it, unless it is one of the C1 control bytes 0x80-0x9f."""
+    if text.isprintable():
+        return text
+    return "".join(_visible(char) for char in text)
+
+
+def _visible(char: str) -> str:
+    code = ord(char)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if 0xDC80 <= code <= 0xDC9F:  # surrogate-escaped C1 byte
+        return f"\\x{code - 0xDC00:02x}"
+    category = unicodedata.category(char)
+    if category == "Cc" or category in ("Zl", "Zp") or code in _BIDI_CONTROLS:
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return char
+
+
+def argv_text(text: str) -> str:
+    """A query as typed, as valid Unicode: bytes that were not valid UTF-8 (kept by Python as
+    surrogate escapes, which no model or codec takes) become U+FFFD, as a browser shows them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines name files too: their message goes through `printable` (tracebacks do not)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
+def _surrogate_or_backslash(error: UnicodeError) -> tuple[str | bytes, int]:
+    """stdout's error handler: surrogate escapes are written as the bytes they stand for,
+    any other character the output encoding lacks as a backslash escape."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    chunk = error.object[error.start : error.end]
+    if all(0xDC80 <= ord(char) <= 0xDCFF for char in chunk):
+        return bytes(ord(char) - 0xDC00 for char in chunk), error.end
+    return codecs.backslashreplace_errors(error)
+
+
+_OUTPUT_ERRORS = "gallery_app.surrogate_or_backslash"
+codecs.register_error(_OUTPUT_ERRORS, _surrogate_or_backslash)
 
 
 def run_gui(args: argparse.Namespace) -> int:
@@ -199,7 +338,7 @@ def run_gui(args: argparse.Namespace) -> int:
 def _fail(message: str, verbose: bool) -> None:
     if verbose:
         log.exception("fatal")
-    print(f"gallery-app: error: {message}", file=sys.stderr)
+    print(f"gallery-app: error: {printable(message)}", file=sys.stderr)
 
 
 def _open(args: argparse.Namespace, read_only: bool = False) -> tuple[Any, Any]:
@@ -215,7 +354,7 @@ def _open(args: argparse.Namespace, read_only: bool = False) -> tuple[Any, Any]:
 
     encoder = SiglipEncoder.load(
         args.model,
-        prompt_template=args.prompt_template or DEFAULT_PROMPT_TEMPLATE,
+        prompt_template=argv_text(args.prompt_template or DEFAULT_PROMPT_TEMPLATE),
         precision=resolve_precision(args.fast),
     )
     library = Library(_data_dir(args), encoder.model_id, encoder.dim, read_only=read_only)
@@ -256,7 +395,7 @@ def run_index(args: argparse.Namespace) -> int:
     if not paths:  # every folder of the library; an unplugged one keeps its photos
         paths = [f.path for f in library.catalog.folders()]
         for offline in [p for p in paths if not os.path.isdir(p)]:
-            print(f"skipped (offline): {offline}: its photos are kept", file=sys.stderr)
+            print(f"skipped (offline): {printable(offline)}: its photos are kept", file=sys.stderr)
         paths = [p for p in paths if os.path.isdir(p)]
         if not paths:
             library.close()
@@ -283,7 +422,7 @@ def run_index(args: argparse.Namespace) -> int:
             f"failed {len(report.failed)} of {report.total} images in {report.seconds:.1f} s"
         )
         for failure in report.failed:
-            print(f"  failed: {failure.path}: {failure.reason}")
+            print(printable(f"  failed: {failure.path}: {failure.reason}"))
     return 0
 
 
@@ -299,20 +438,22 @@ def run_search(args: argparse.Namespace) -> int:
 
         custom = load_settings().custom
         preset_calibration("custom", custom=custom)
+    query = argv_text(args.query)
+    # Before the library opens: a bad expansions file fails fast, and holds nothing open.
+    expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
     encoder, library = _open(args, read_only=True)
     calibration = preset_calibration(args.preset, encoder.logit_scale, encoder.logit_bias, custom)
     calibration = calibration.with_overrides(args.temperature, args.centre)
-    expander = Expander(load_dictionary(default_config_dir() / "expansions.json"))
     with library:
         searcher = Searcher(library, encoder, expander)
-        hits = searcher.search(args.query, top_k=args.top_k, expand=not args.no_expand)
+        hits = searcher.search(query, top_k=args.top_k, expand=not args.no_expand)
         results = hits.rank(calibration, top_k=args.top_k)
         empty_library = library.catalog.count() == 0
     if args.json:
         print(
             json.dumps(
                 {
-                    "query": args.query,
+                    "query": query,
                     "preset": calibration.preset,
                     "temperature": calibration.temperature,
                     "centre": calibration.centre,
@@ -337,9 +478,11 @@ def run_search(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"{args.query!r}: preset {calibration.preset} (T={calibration.temperature:.2f}, "
-        f"c={calibration.centre:.4f}), {len(hits.variants)} variant(s): "
-        + ", ".join(f"{v.text} ({v.weight:g})" for v in hits.variants)
+        printable(
+            f"{query!r}: preset {calibration.preset} (T={calibration.temperature:.2f}, "
+            f"c={calibration.centre:.4f}), {len(hits.variants)} variant(s): "
+            + ", ".join(f"{v.text} ({v.weight:g})" for v in hits.variants)
+        )
     )
     if empty_library:
         print("The library is empty: run `gallery-app index FOLDER` first.", file=sys.stderr)
@@ -347,7 +490,7 @@ def run_search(args: argparse.Namespace) -> int:
     width = max([len(r.variant) for r in results] + [7])
     print(f"{'#':>3}  {'score':>6}  {'raw':>7}  {'variant':<{width}}  path")
     for rank, r in enumerate(results, 1):
-        print(f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}")
+        print(printable(f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}"))
     return 0
 
 
@@ -361,7 +504,13 @@ def run_cache(args: argparse.Namespace) -> int:
     cache = ThumbnailCache(data_dir / "thumbnails")
     made = failed = 0
     if args.action == "clear":
-        removed = cache.clear()
+        try:
+            removed = cache.clear()
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot clear the thumbnail cache {cache.folder}: "
+                f"{describe_os_error(exc, cache.folder)}"
+            ) from exc
         log.info("removed %d thumbnails (%d bytes)", removed.files, removed.size_bytes)
     elif args.action == "rebuild":
         for model_id, dim in known_libraries(data_dir):
@@ -374,9 +523,14 @@ def run_cache(args: argparse.Namespace) -> int:
             for image_path, mtime_ns in files:
                 try:
                     made += cache.ensure(image_path, mtime_ns)
-                except (DecodeError, OSError) as exc:
+                except DecodeError as exc:  # the original: reported, the others go on
                     failed += 1
                     log.warning("no thumbnail for %s: %s", image_path, exc)
+                except OSError as exc:  # the cache itself cannot be written: none would be
+                    raise StorageError(
+                        f"Cannot write thumbnails to {cache.folder} ({made} made so far): "
+                        f"{describe_os_error(exc, cache.folder)}"
+                    ) from exc
     stats = cache.stats()
     if args.json:
         print(
@@ -393,7 +547,9 @@ def run_cache(args: argparse.Namespace) -> int:
     else:
         if args.action == "rebuild":
             print(f"made {made} thumbnails, {failed} originals could not be read")
-        print(f"{cache.folder}: {stats.files} thumbnails, {_human_bytes(stats.size_bytes)}")
+        print(
+            printable(f"{cache.folder}: {stats.files} thumbnails, {_human_bytes(stats.size_bytes)}")
+        )
     return 0
 
 

@@ -8,7 +8,14 @@ import math
 import sys
 from typing import Any
 
-from gallery_app.cli import _open, _positive_float, _positive_int, add_centre_argument
+from gallery_app.cli import (
+    _open,
+    _positive_float,
+    _positive_int,
+    add_centre_argument,
+    argv_text,
+    printable,
+)
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.probes import DEFAULT_PROBE_QUERIES, DEFAULT_SAMPLE_SIZE
 
@@ -93,8 +100,11 @@ def _describe(calibration: Calibration) -> str:
 
 def run_debug_scores(args: argparse.Namespace) -> int:
     from gallery_app.core.score_report import build_score_report
+    from gallery_app.tune import require_regular_file
 
-    queries = tuple(args.query or DEFAULT_PROBE_QUERIES)
+    queries = tuple(argv_text(q) for q in args.query or DEFAULT_PROBE_QUERIES)
+    for image in args.images:  # before the model loads: a bad IMAGE fails fast
+        require_regular_file(image)
     encoder, library = _open(args, read_only=True)
     with library:
         calibration = _current_calibration(args, encoder)
@@ -105,7 +115,7 @@ def run_debug_scores(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
         return 0
     for line in render_score_report(report):
-        print(line)
+        print(printable(line))
     return 0
 
 
@@ -150,8 +160,15 @@ def render_score_report(report: Any) -> list[str]:
 def run_tune(args: argparse.Namespace) -> int:
     from gallery_app.core.expansion import Expander, load_dictionary
     from gallery_app.core.library import default_config_dir
-    from gallery_app.tune import Tuner
+    from gallery_app.tune import Tuner, require_regular_file
 
+    if args.image is not None:  # before the model loads: a bad IMAGE fails fast
+        require_regular_file(args.image)
+    # A term typed in another encoding must not stop the session: its bytes reach `test`
+    # as surrogate escapes, which it replaces.
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
     encoder, library = _open(args, read_only=True)
     with library:
         tuner = Tuner(
@@ -185,7 +202,7 @@ def run_eval(args: argparse.Namespace) -> int:
     labelled = read_labelled_folder(args.dir)  # before the model loads: a bad DIR fails fast
     # eval encodes DIR itself, so it opens no library.
     encoder = SiglipEncoder.load(
-        args.model, prompt_template=args.prompt_template or DEFAULT_PROMPT_TEMPLATE
+        args.model, prompt_template=argv_text(args.prompt_template or DEFAULT_PROMPT_TEMPLATE)
     )
     calibration = _current_calibration(args, encoder)
     images = encode_files(encoder, labelled.paths)
@@ -195,7 +212,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
         return 0
     for line in render_eval_report(report):
-        print(line)
+        print(printable(line))
     return 0
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 import shlex
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import TextIO
 
 import numpy as np
 
+from gallery_app.cli import argv_text, printable
 from gallery_app.core.calibrate import (
     PRESET_NAMES,
     Calibration,
@@ -21,6 +25,7 @@ from gallery_app.core.calibrate import (
 )
 from gallery_app.core.errors import ConfigError, GalleryError
 from gallery_app.core.expansion import Expander
+from gallery_app.core.jsonfile import file_kind, read_regular_file
 from gallery_app.core.library import Library
 from gallery_app.core.probes import (
     DEFAULT_PROBE_QUERIES,
@@ -105,6 +110,7 @@ class Tuner:
         self.pending: tuple[Calibration, str] | None = None  # (calibration, where it came from)
         self.image: ImageVectors | None = None
         if image is not None:
+            require_regular_file(image)
             self.image = encode_files(encoder, [image])
             if not self.image.paths:
                 path, reason = self.image.failures[0]
@@ -153,12 +159,13 @@ class Tuner:
             handler(argument)
         except (GalleryError, ValueError) as exc:
             self.failed_commands += 1
-            self.err.write(f"error: {exc}\n")
+            self.err.write(f"error: {printable(str(exc))}\n")
             self.err.flush()
         return True
 
     def _say(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+        """One line of output: paths and terms in it are shown through `printable`."""
+        self.out.write(printable(text) + "\n")
         self.out.flush()
 
     def _describe(self) -> str:
@@ -170,7 +177,8 @@ class Tuner:
 
     # --- commands ---------------------------------------------------------------------
     def _help(self, _argument: str) -> None:
-        self._say(HELP)
+        for line in HELP.splitlines():
+            self._say(line)
 
     def _show(self, _argument: str) -> None:
         self._say(self._describe())
@@ -208,6 +216,7 @@ class Tuner:
         self._say(self._describe())
 
     def _test(self, term: str) -> None:
+        term = argv_text(term)
         if not term:
             raise TuneError("test needs a term, for example `test dog on the beach`")
         hits = self._hits(term)
@@ -291,9 +300,11 @@ class Tuner:
             raise TuneError("feedback needs a CSV file of path,query,relevant")
         path = Path(shlex.split(argument)[0]).expanduser()
         judgements = read_feedback(path)
-        images = encode_files(self.encoder, sorted({j.path for j in judgements}))
-        for failed, reason in images.failures:
-            self.err.write(f"skipped {failed}: {reason}\n")
+        photos = sorted({j.path for j in judgements})
+        unsafe = {p: problem for p in photos if (problem := not_regular_file(p)) is not None}
+        images = encode_files(self.encoder, [p for p in photos if p not in unsafe])
+        for failed, reason in [*unsafe.items(), *images.failures]:
+            self.err.write(printable(f"skipped {failed}: {reason}") + "\n")
         row_of_path = {p: i for i, p in enumerate(images.paths)}
         usable = [j for j in judgements if j.path in row_of_path]
         if not usable:
@@ -345,9 +356,16 @@ def read_feedback(path: Path) -> list[Judgement]:
     """Rows of path,query,relevant; a first row naming the columns is skipped. Relative photo
     paths are taken from the CSV's folder."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = read_regular_file(path, "feedback file").decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"Cannot read feedback file {path}: it does not exist.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Feedback file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}): "
+            "save it as UTF-8."
+        ) from exc
+    except csv.Error as exc:
         raise ConfigError(f"Cannot read feedback file {path}: {exc}") from exc
     judgements = []
     for number, row in enumerate(rows, 1):
@@ -373,6 +391,27 @@ def read_feedback(path: Path) -> list[Judgement]:
     if not judgements:
         raise ConfigError(f"{path} holds no judgements (expected rows of path,query,relevant)")
     return judgements
+
+
+def not_regular_file(path: str | Path) -> str | None:
+    """Why `path` cannot be opened as a photo without risk, or None. A named pipe blocks the
+    open until something writes to it (forever), a device never ends: neither is a photo.
+
+    Checked on the name, before decoding: until `imaging.decode` checks the open descriptor
+    itself (issue 10), this keeps a FIFO given on the command line from hanging
+    `debug-scores` and `tune`. A missing or unreadable file passes here; decode names it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else f"not a regular file ({file_kind(mode)})"
+
+
+def require_regular_file(path: str | Path) -> None:
+    """ConfigError naming `path` when it is not a regular file (see not_regular_file)."""
+    problem = not_regular_file(path)
+    if problem is not None:
+        raise ConfigError(f"Cannot read image {path}: {problem}. Give the path of a photo file.")
 
 
 def _number(text: str, usage: str) -> float:

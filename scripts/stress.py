@@ -9,6 +9,11 @@ Each round runs a child process that indexes (saving the index every 2 s) while 
 searches non-stop; the parent searches too, read-only, from its own process, then kills the
 child with SIGKILL after a random amount of progress. The last round runs to the end. Exit
 status 1 if anything was lost, redone beyond the batch in flight, or any search failed.
+
+The messy folders hold every hostile class of tests/reliability/corpus.py: an endless
+PostScript program named .jpg (a fake `gs` first on the children's PATH records any attempt to
+run Ghostscript), a 13000x13000 RGBA PNG of 3 MB, a named pipe, a link to /dev/zero, a file
+dated in the year 36812. Each must be refused with its reason, and nothing may hang.
 """
 
 from __future__ import annotations
@@ -108,6 +113,32 @@ def generate(folder: Path, files: int, seed: int) -> tuple[set[str], set[str], s
     return good, bad, either
 
 
+# File name -> the start of the reason it must be refused with (see corpus.MAKERS).
+HOSTILE = {
+    "endless_postscript.jpg": "PostScript/EPS file named .jpg: not a photo",
+    "document.png": "PDF document named .png: not a photo",
+    "huge_transparent.png": "too large to decode: 13000x13000 pixels (RGBA)",
+    "pipe.jpg": "not a regular file",
+    "dev_zero.jpg": "not a regular file",
+    "far_future.jpg": "its modification time is out of range",
+}
+
+
+def hostile_verdicts(bad: set[str], reasons: dict[str, str], ghostscript_ran: Path) -> list[str]:
+    """One line per hostile class: how many were refused with the right reason."""
+    lines = []
+    for name, reason in HOSTILE.items():
+        paths = [p for p in bad if os.path.basename(p) == name]
+        if not paths:
+            continue  # e.g. a filesystem that refuses far-future dates made an ordinary photo
+        right = sum(1 for p in paths if reasons.get(p, "").startswith(reason))
+        verdict = "ok" if right == len(paths) else "FAIL"
+        lines.append(f"{verdict} {name}: {right} of {len(paths)} refused with {reason!r}")
+    ran = ghostscript_ran.exists()
+    lines.append(f"{'FAIL' if ran else 'ok'} Ghostscript {'RAN' if ran else 'never ran'}")
+    return lines
+
+
 def catalog_rows(path: Path) -> int:
     """Committed rows, read without disturbing the writer (a separate read-only connection)."""
     if not path.exists():
@@ -203,6 +234,12 @@ def main() -> int:
 
     encoder = SiglipEncoder.load(args.model, device="cpu")
     folder, data = work / "photos", work / "data"
+    ghostscript_ran = work / "ghostscript-ran"
+    fake_bin = work / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    (fake_bin / "gs").write_text(f"#!/bin/sh\ntouch '{ghostscript_ran}'\nexit 1\n")
+    (fake_bin / "gs").chmod(0o755)
+    os.environ["PATH"] = f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # children too
     good, bad, either = generate(folder, args.files, args.seed)
     total = len(good) + len(bad) + len(either)
     print(f"{total} files in {folder}: {len(good)} good, {len(bad)} bad, {len(either)} partial")
@@ -212,7 +249,10 @@ def main() -> int:
              "peak_rss_mb": 0.0}  # fmt: skip
     rng = random.Random(args.seed)
     redone_beyond_in_flight = 0
-    not_files = sum(1 for p in bad if not os.path.isfile(p))
+    from gallery_app.core.scan import scan
+
+    on_disk = scan(str(folder))
+    refused_at_scan = {f.path: f.reason for f in on_disk.failures}  # links, pipes, dates
     searchable_before = 0
     for round_no in range(args.kills + 1):
         last = round_no == args.kills
@@ -224,7 +264,7 @@ def main() -> int:
             repaired = library.repair
         # A file searchable before this round must not be encoded again in it. Links and pipes
         # fail at the scan, so they are never jobs.
-        expected_jobs = total - searchable_before - not_files
+        expected_jobs = len(on_disk.files) - searchable_before
         redone = (result["jobs"] or 0) - expected_jobs if result["jobs"] is not None else 0
         redone_beyond_in_flight += abs(redone)
         print(
@@ -242,7 +282,8 @@ def main() -> int:
         failures = dict(library.catalog.failures())
         integrity = library.catalog.db.execute("PRAGMA integrity_check").fetchone()[0]
     lost = sorted(good - found)
-    unreported = sorted(p for p in bad if p not in failures and os.path.isfile(p))
+    unreported = sorted(p for p in bad if p not in failures and p not in refused_at_scan)
+    hostile = hostile_verdicts(bad, {**refused_at_scan, **failures}, ghostscript_ran)
     undecided = sorted(p for p in either if (p in found) == (p in failures))
     print(f"catalog integrity: {integrity}")
     print(
@@ -252,9 +293,11 @@ def main() -> int:
     )
     print(f"peak RSS of an indexing process: {stats['peak_rss_mb']:.0f} MiB")
     print(f"good files searchable: {len(good & found)} of {len(good)}")
-    print(f"bad files reported: {len(bad) - len(unreported)} of {len(bad)} (links and pipes "
-          "are reported by the run, not stored)" if unreported else f"bad files: all {len(bad)} "
-          "reported")  # fmt: skip
+    print(f"bad files reported: {len(bad) - len(unreported)} of {len(bad)}" if unreported else
+          f"bad files: all {len(bad)} reported ({len(refused_at_scan)} refused by the scan: "
+          "links, pipes, dates)")  # fmt: skip
+    for line in hostile:
+        print(f"hostile: {line}")
     print(
         f"LOST: {len(lost)} good files; redone beyond the batch in flight: "
         f"{redone_beyond_in_flight}; partial files neither indexed nor failed: {len(undecided)}"
@@ -264,6 +307,7 @@ def main() -> int:
     print(f"total time {time.perf_counter() - started:.0f} s; files kept in {work}")
     failed = lost or undecided or redone_beyond_in_flight or integrity != "ok"
     failed = failed or stats["search_errors"] or stats["outside_errors"]
+    failed = failed or unreported or any(line.startswith("FAIL") for line in hostile)
     return 1 if failed else 0
 
 

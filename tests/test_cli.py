@@ -212,3 +212,222 @@ def test_fast_mode_indexes_into_the_same_library(tiny_model_dir: Path, make_imag
     searched = run_cli(*common, "search", "dog", "--json", env_extra={"GALLERY_APP_INT8": "0"})
     assert searched.returncode == 0, searched.stderr
     assert len(json.loads(searched.stdout)["results"]) == 3
+
+
+# --- what reaches the terminal (issue 10) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain/photo.jpg", "plain/photo.jpg"),
+        ("café ☕ 日本 👩‍👩‍👧 ñ", "café ☕ 日本 👩‍👩‍👧 ñ"),  # any script, emoji with joiners
+        ("a\u00a0b\u3000c", "a\u00a0b\u3000c"),  # spaces other than ASCII are text too
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("new\nline\r\ttab", "new\\nline\\r\\ttab"),
+        ("bell\x07 del\x7f", "bell\\x07 del\\x7f"),
+        ("c1 \x9b31m", "c1 \\x9b31m"),  # CSI as one character
+        ("evil\u202etxt.jpg", "evil\\u202etxt.jpg"),  # right-to-left override
+        ("iso\u2066x\u2069", "iso\\u2066x\\u2069"),
+        ("para\u2029graph", "para\\u2029graph"),
+        ("latin1 caf\udce9", "latin1 caf\udce9"),  # an undecodable byte stays that byte
+        ("c1 byte \udc9b", "c1 byte \\x9b"),  # ... unless it is a C1 control
+    ],
+)
+def test_printable_shows_control_characters_and_keeps_text(text, shown):
+    from gallery_app.cli import printable
+
+    assert printable(text) == shown
+
+
+def test_argv_text_replaces_only_undecodable_bytes():
+    from gallery_app.cli import argv_text
+
+    assert argv_text("caf\udce9 ☕") == "caf\ufffd ☕"
+    assert argv_text("café ☕") == "café ☕"
+
+
+HOSTILE_GOOD = "\x1b[31mred\nline.png"
+HOSTILE_BROKEN = "\x1b[31mbroken\n.jpg"
+
+
+def _escaped(name: str) -> bytes:
+    return name.replace("\x1b", "\\x1b").replace("\n", "\\n").encode()
+
+
+@pytest.fixture
+def hostile_library(tiny_model_dir, make_images, tmp_path):
+    """A folder holding a photo and a broken file whose names carry ESC[31m and a newline,
+    and a data folder whose own name carries an escape sequence."""
+    photos = make_images(3)
+    folder = photos[0].parent
+    photos[2].rename(folder / HOSTILE_GOOD)
+    (folder / HOSTILE_BROKEN).write_bytes(b"\xff\xd8 not a jpeg")
+    data = tmp_path / "data\x1b[2J"
+    return folder, ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+
+
+def _run_bytes(capsysbinary, *args: str) -> tuple[int, bytes, bytes]:
+    """main() in this process, its output as the bytes a terminal would receive."""
+    capsysbinary.readouterr()
+    code = main(list(args))
+    out, err = capsysbinary.readouterr()
+    return code, out, err
+
+
+def test_escape_sequences_in_names_are_shown_not_played(hostile_library, capsysbinary):
+    folder, common = hostile_library
+    code, index_out, index_err = _run_bytes(capsysbinary, *common, "index", str(folder))
+    assert code == 0, index_err
+    assert _escaped(HOSTILE_BROKEN) in index_out  # the failure list
+    code, search_out, search_err = _run_bytes(
+        capsysbinary, *common, "search", "red", "--top-k", "10"
+    )
+    assert code == 0, search_err
+    assert _escaped(HOSTILE_GOOD) in search_out
+    code, cache_out, cache_err = _run_bytes(capsysbinary, *common, "cache", "info")
+    assert code == 0, cache_err
+    assert b"data\\x1b[2J" in cache_out
+    code, debug_out, debug_err = _run_bytes(
+        capsysbinary,
+        *common,
+        "debug-scores",
+        str(folder / HOSTILE_GOOD),
+        str(folder / HOSTILE_BROKEN),
+    )
+    assert code == 0, debug_err
+    assert _escaped(HOSTILE_GOOD) in debug_out  # best photo column and per-photo rows
+    assert b"skipped " + _escaped(str(folder / HOSTILE_BROKEN)) in debug_out
+    for shown in (index_out, index_err, search_out, search_err, cache_out, cache_err, debug_out):
+        assert b"\x1b" not in shown
+        assert not any(line.startswith((b"line.png", b".jpg")) for line in shown.splitlines())
+
+    # --json: JSON's own escaping is the safe form, and the names come back exactly
+    code, as_json, _ = _run_bytes(capsysbinary, *common, "search", "red", "--top-k", "10", "--json")
+    assert code == 0 and b"\x1b" not in as_json
+    paths = {r["path"] for r in json.loads(as_json)["results"]}
+    assert str(folder / HOSTILE_GOOD) in paths
+
+
+def test_names_that_are_not_utf8_give_valid_json(
+    tiny_model_dir, make_images, tmp_path, capsysbinary
+):
+    photos = make_images(2)
+    folder = photos[0].parent
+    raw_name = os.path.join(os.fsencode(folder), b"latin1-caf\xe9.png")
+    os.rename(photos[1], raw_name)
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
+    code, indexed, err = _run_bytes(capsysbinary, *common, "index", str(folder), "--json")
+    assert code == 0, err
+    json.loads(indexed.decode("utf-8"))  # strict UTF-8 text, valid JSON
+    code, searched, err = _run_bytes(capsysbinary, *common, "search", "cafe", "--json")
+    assert code == 0, err
+    results = json.loads(searched.decode("utf-8"))["results"]
+    # a JSON reader gets the name back as Python escapes it: the exact bytes on disk
+    assert raw_name in {os.fsencode(r["path"]) for r in results}
+    code, table, err = _run_bytes(capsysbinary, *common, "search", "cafe")
+    assert code == 0, err
+    assert raw_name in table  # text mode: the name as the bytes the file system gave
+
+
+def test_a_query_that_is_not_utf8_is_searched_with_replacement(
+    tiny_model_dir, make_images, tmp_path, capsys
+):
+    folder = make_images(2)[0].parent
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data")]
+    assert main([*common, "index", str(folder)]) == 0
+    query = b"caf\xe9 on the beach"  # Latin-1 bytes, as a terminal in another locale sends
+    run = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *common, "search", query, "--json"],
+        capture_output=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["query"] == "caf\ufffd on the beach"
+    assert len(out["results"]) == 2
+    # the same argument in this process: Python hands it over with a surrogate escape
+    assert main([*common, "search", os.fsdecode(query)]) == 0
+    assert "caf\ufffd on the beach" in capsys.readouterr().out
+
+
+# --- a cache that cannot be written (issue 10) --------------------------------------------
+
+
+def test_cache_clear_that_cannot_delete_reports_it_and_deletes_the_rest(
+    tiny_model_dir, make_images, tmp_path, monkeypatch, capsys
+):
+    """Tests run as root, where chmod does not stop a delete: the refusal is what a
+    read-only folder gives, raised by the delete itself."""
+    folder = make_images(3)[0].parent
+    data = tmp_path / "data"
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+    assert main([*common, "index", str(folder)]) == 0
+    thumbnails = sorted((data / "thumbnails").glob("*/*.jpg"))
+    assert len(thumbnails) == 3
+    refused = thumbnails[1]
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self == refused:
+            raise OSError(30, "Read-only file system", str(self))
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    capsys.readouterr()
+    assert main([*common, "cache", "clear"]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot clear the thumbnail cache {data / 'thumbnails'}" in err
+    assert f"read-only file system at {refused}" in err
+    assert sorted((data / "thumbnails").glob("*/*.jpg")) == [refused]  # the others went
+
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert main([*common, "cache", "clear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 0
+
+
+def test_cache_rebuild_stops_at_a_cache_it_cannot_write(
+    tiny_model_dir, make_images, tmp_path, monkeypatch, capsys
+):
+    from gallery_app.core import imaging
+
+    folder = make_images(2)[0].parent
+    data = tmp_path / "data"
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+    assert main([*common, "index", str(folder)]) == 0
+    assert main([*common, "cache", "clear"]) == 0
+    capsys.readouterr()
+
+    def read_only_put(self, image_path, mtime_ns, thumbnail):
+        raise OSError(30, "Read-only file system", str(self.folder / "ab"))
+
+    monkeypatch.setattr(imaging.ThumbnailCache, "put", read_only_put)
+    assert main([*common, "cache", "rebuild"]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot write thumbnails to {data / 'thumbnails'} (0 made so far)" in err
+    assert "read-only file system" in err
+    assert "could not be read" not in err  # the originals are fine: it is the cache
+
+
+def test_log_lines_show_control_characters_but_keep_tracebacks():
+    import logging
+
+    from gallery_app.cli import _PrintableFormatter
+
+    formatter = _PrintableFormatter("%(levelname)s %(name)s: %(message)s")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "gallery_app",
+            logging.WARNING,
+            __file__,
+            1,
+            "no thumbnail for %s",
+            ("a\x1b[2J\nb",),
+            sys.exc_info(),
+        )
+    text = formatter.format(record)
+    first, *rest = text.splitlines()
+    assert first == "WARNING gallery_app: no thumbnail for a\\x1b[2J\\nb"
+    assert rest[0].startswith("Traceback") and rest[-1] == "ValueError: boom"

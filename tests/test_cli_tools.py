@@ -217,3 +217,42 @@ def test_bad_usage_exits_2(argv, capsys):
         main(argv)
     assert exited.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+# --- hostile arguments (issue 10) ---------------------------------------------------------
+
+
+def test_debug_scores_of_a_fifo_fails_naming_it(tiny_model_dir, tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    # A real process: were the FIFO opened, the timeout would end the test, not the suite.
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "d")]
+    result = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *common, "debug-scores", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(fifo) in lines[0] and "named pipe" in lines[0]
+
+
+def test_tune_of_a_folder_image_fails_naming_it(indexed, tmp_path, capsys):
+    assert main([*indexed, "tune", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot read image {tmp_path}: not a regular file (a folder)" in err
+
+
+def test_tune_reads_a_piped_term_that_is_not_utf8(indexed):
+    result = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *indexed, "tune"],
+        input=b"test caf\xe9\nset 20\n",
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},  # strict decoding, as in a UTF-8 locale
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode("utf-8")
+    assert "'caf\ufffd' vs" in out and "T = 20.00" in out

@@ -242,3 +242,88 @@ def test_an_unreadable_image_is_refused_at_start(encoder, library, tmp_path: Pat
     junk.write_bytes(b"junk")
     with pytest.raises(ConfigError, match="Cannot read image"):
         make_tuner(encoder, library, image=junk)
+
+
+# --- hostile input (issue 10) -------------------------------------------------------------
+
+
+def call_guarding_fifo(fifo: Path, call):
+    """call() in a thread; if it is still blocked on the FIFO after a generous wait, a writer
+    is opened to release it and the test fails (instead of hanging the suite)."""
+    import os
+    import threading
+
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    if worker.is_alive():
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(writer)
+        worker.join()
+        pytest.fail(f"blocked opening the FIFO {fifo}")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome.get("value")
+
+
+def test_a_fifo_image_is_refused_naming_it(encoder, library, tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as raised:
+        call_guarding_fifo(fifo, lambda: make_tuner(encoder, library, image=fifo))
+    assert str(fifo) in str(raised.value) and "named pipe" in str(raised.value)
+
+
+def test_feedback_skips_a_fifo_photo_and_refuses_a_fifo_csv(
+    encoder, library, photos, tmp_path: Path
+):
+    import os
+
+    fifo_photo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo_photo)
+    csv_path = tmp_path / "f.csv"
+    csv_path.write_text(f"{photos[0]},dog,1\n{fifo_photo},dog,0\n")
+    tuner, out, err = make_tuner(encoder, library)
+    assert call_guarding_fifo(fifo_photo, lambda: drive(tuner, f"feedback {csv_path}\n")) == 0
+    assert f"skipped {fifo_photo}: not a regular file (a named pipe)" in err.getvalue()
+    assert "fitted on 1 judgements" in out.getvalue()
+
+    fifo_csv = tmp_path / "pipe.csv"
+    os.mkfifo(fifo_csv)
+    with pytest.raises(ConfigError, match="named pipe"):
+        call_guarding_fifo(fifo_csv, lambda: read_feedback(fifo_csv))
+
+
+def test_a_term_that_is_not_utf8_is_tested_with_replacement(encoder, library, photos):
+    tuner, out, err = make_tuner(encoder, library)
+    assert drive(tuner, "test caf\udce9\n") == 0, err.getvalue()
+    assert "'caf\ufffd' vs" in out.getvalue()
+
+
+def test_tune_output_shows_control_characters_in_names(encoder, library, make_images):
+    photo = make_images(1)[0]
+    hostile = photo.parent / "\x1b[31mred\nline.png"
+    photo.rename(hostile)
+    tuner, out, err = make_tuner(encoder, library, image=hostile)
+    assert drive(tuner, "test dog\nfeedback /nowhere/\x1b[2J.csv\n") == 1
+    assert "\\x1b[31mred\\nline.png" in out.getvalue()
+    assert "\\x1b[2J.csv" in err.getvalue()
+    assert "\x1b" not in out.getvalue() + err.getvalue()
+
+
+def test_feedback_file_that_is_not_utf8_names_itself(tmp_path: Path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a.jpg,caf\xe9,1\n")
+    with pytest.raises(ConfigError, match="not UTF-8") as raised:
+        read_feedback(path)
+    assert str(path) in str(raised.value)

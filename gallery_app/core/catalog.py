@@ -37,7 +37,7 @@ from gallery_app.core.fileio import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,7 +58,10 @@ CREATE TABLE IF NOT EXISTS images (
     error TEXT,
     vector BLOB,
     generation INTEGER NOT NULL,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    ctime_ns INTEGER,
+    inode INTEGER,
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS images_folder ON images(folder_id);
 CREATE INDEX IF NOT EXISTS images_generation ON images(generation);
@@ -70,6 +73,13 @@ CREATE TABLE IF NOT EXISTS text_cache (prompt TEXT PRIMARY KEY, vector BLOB NOT 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: the failures list (shown after every run and in the window) no longer scans every row.
     1: ("CREATE INDEX IF NOT EXISTS images_failed ON images(path) WHERE error IS NOT NULL",),
+    # 3: a file replaced in place with the same size and mtime is told apart by its ctime and
+    # inode, then its content fingerprint. NULL for rows written before: compared as before.
+    2: (
+        "ALTER TABLE images ADD COLUMN ctime_ns INTEGER",
+        "ALTER TABLE images ADD COLUMN inode INTEGER",
+        "ALTER TABLE images ADD COLUMN fingerprint TEXT",
+    ),
 }
 
 
@@ -132,13 +142,17 @@ class Folder:
 
 @dataclass(frozen=True)
 class FileState:
-    """What the catalog knows about one file, for the incremental (mtime, size) check."""
+    """What the catalog knows about one file, for the incremental check: (mtime, size), then
+    (ctime, inode) and the content fingerprint (None for rows of an older schema)."""
 
     id: int
     mtime_ns: int
     size: int
     indexed: bool
     error: str | None
+    ctime_ns: int | None = None
+    inode: int | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,9 @@ class ImageRecord:
     taken_at: str | None = None
     vector: npt.NDArray[np.float32] | None = None
     error: str | None = None
+    ctime_ns: int | None = None
+    inode: int | None = None  # as SQLite's signed 64-bit (see signed_inode)
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -547,13 +564,13 @@ class Catalog:
     def files_in_folder(self, folder_id: int) -> dict[str, FileState]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT id, path, mtime_ns, size, vector IS NOT NULL, error FROM images "
-                "WHERE folder_id = ?",
+                "SELECT id, path, mtime_ns, size, vector IS NOT NULL, error, ctime_ns, inode, "
+                "fingerprint FROM images WHERE folder_id = ?",
                 (folder_id,),
             ).fetchall()
         return {
-            _from_db(path): FileState(int(i), int(m), int(s), bool(ok), err)
-            for i, path, m, s, ok, err in rows
+            _from_db(path): FileState(int(i), int(m), int(s), bool(ok), err, ctime, ino, digest)
+            for i, path, m, s, ok, err, ctime, ino, digest in rows
         }
 
     @_guarded_write
@@ -571,13 +588,14 @@ class Catalog:
                     blob = np.ascontiguousarray(rec.vector, dtype=np.float32).tobytes()
                 row = db.execute(
                     "INSERT INTO images(folder_id, path, mtime_ns, size, width, height, "
-                    "taken_at, error, vector, generation, indexed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "taken_at, error, vector, generation, indexed_at, ctime_ns, inode, "
+                    "fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(path) DO UPDATE SET folder_id=excluded.folder_id, "
                     "mtime_ns=excluded.mtime_ns, size=excluded.size, width=excluded.width, "
                     "height=excluded.height, taken_at=excluded.taken_at, error=excluded.error, "
                     "vector=excluded.vector, generation=excluded.generation, "
-                    "indexed_at=excluded.indexed_at RETURNING id",
+                    "indexed_at=excluded.indexed_at, ctime_ns=excluded.ctime_ns, "
+                    "inode=excluded.inode, fingerprint=excluded.fingerprint RETURNING id",
                     (
                         rec.folder_id,
                         _to_db(rec.path),
@@ -590,10 +608,26 @@ class Catalog:
                         blob,
                         generation,
                         now,
+                        rec.ctime_ns,
+                        rec.inode,
+                        rec.fingerprint,
                     ),
                 ).fetchone()
                 ids.append(int(row[0]))
             return generation, ids
+
+    @_guarded_write
+    def restamp(self, stamps: Sequence[tuple[int, int, int]]) -> None:
+        """Record (id, ctime_ns, inode) of files found unchanged (their content fingerprint
+        matched, or the row predates those columns); the vectors are untouched, so the
+        generation is too."""
+        if not stamps:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE images SET ctime_ns = ?, inode = ? WHERE id = ?",
+                [(ctime, inode, image_id) for image_id, ctime, inode in stamps],
+            )
 
     @_guarded_write
     def remove_images(self, ids: Iterable[int]) -> int:
@@ -826,6 +860,11 @@ def _stored_int(value: object) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise _StoredValueError(f"{value!r} is not a number")
+
+
+def signed_inode(inode: int) -> int:
+    """An inode number (unsigned 64-bit on some filesystems) as SQLite's signed INTEGER."""
+    return inode - (1 << 64) if inode >= 1 << 63 else inode
 
 
 def is_within(path: str, folder: str) -> bool:

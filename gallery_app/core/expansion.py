@@ -304,12 +304,14 @@ def _clean_term(term: Any, origin: str) -> str:
 
 
 def _read_json(path: Path) -> Any:
+    """The user's expansions file, through the one safe loader: every fault names the file."""
+    from gallery_app.core.jsonfile import read_json_file
+
+    fix = "Fix it, or delete it to use the built-in dictionary only."
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc})") from exc
+        return read_json_file(path, "Expansions file", fix=fix)
+    except FileNotFoundError as exc:  # removed between the caller's check and the read
+        raise ConfigError(f"Expansions file {path} disappeared while being read.") from exc
 
 
 def builtin_dictionary() -> Dictionary:

@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from stat import S_ISREG
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from gallery_app.core.catalog import FileState, ImageRecord, is_within
+from gallery_app.core.decode_journal import (
+    SKIPPED_UNTIL_CHANGED,
+    DecodeJournal,
+    InFlight,
+    Probe,
+    probe_decode,
+)
 from gallery_app.core.errors import GalleryError
-from gallery_app.core.imaging import DecodedImage, DecodeError, decode, is_image_file
-from gallery_app.core.library import Library
+from gallery_app.core.imaging import DecodedImage, DecodeError, decode, file_fingerprint
+from gallery_app.core.library import Library, default_config_dir
+from gallery_app.core.scan import (
+    EMPTIED_FOLDER,
+    Failure,
+    FileStat,
+    ScanResult,
+    provably_gone,
+    scan,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
-UNLISTED_FOLDER = "cannot list folder"
-EMPTIED_FOLDER = "the folder is empty now"
+_OWN_FOLDER = (
+    "this is gallery-app's own data or settings folder (thumbnails, catalog); it is never indexed"
+)
 INDEX_SAVE_INTERVAL_S = 30.0
 # Decode threads run this much nicer than the model and the GUI (Linux: nice is per thread):
 # decoding is background work that must not delay the GUI thread. It costs indexing ~1% on the
@@ -81,12 +95,6 @@ class CancelToken:
         return self._event.is_set()
 
 
-@dataclass(frozen=True)
-class Failure:
-    path: str
-    reason: str
-
-
 @dataclass
 class IndexReport:
     indexed: int = 0
@@ -112,8 +120,12 @@ class IndexReport:
 class _Job:
     path: str
     folder_id: int
-    mtime_ns: int
-    size: int
+    stat: FileStat
+    was_indexed: bool  # has a vector from before: an unreadable file keeps it
+
+
+# Why a write of a batch may fail for one record's values (not for the catalog's health).
+_RECORD_VALUE_ERRORS = (OverflowError, ValueError, TypeError, UnicodeError)
 
 
 class Indexer:
@@ -127,6 +139,7 @@ class Indexer:
         decode_workers: int | None = None,
         save_interval_s: float = INDEX_SAVE_INTERVAL_S,
         decode_niceness: int = DECODE_NICENESS,
+        crash_probe: Probe = probe_decode,
     ) -> None:
         self.library = library
         self.encoder = encoder
@@ -134,6 +147,8 @@ class Indexer:
         self.decode_workers = decode_workers or min(4, os.cpu_count() or 2)
         self.save_interval_s = save_interval_s
         self.decode_niceness = decode_niceness
+        self.crash_probe = crash_probe  # decodes a file a dead run left in flight, apart
+        self.journal = DecodeJournal(library.folder / "decoding.json")
 
     def index(
         self,
@@ -145,19 +160,21 @@ class Indexer:
         roots = [_existing_folder(f) for f in folders]  # all checked before anything changes
         report = IndexReport()
         jobs: list[_Job] = []
+        leftovers = self.journal.leftovers()
+        skip = self._own_folders()
         for root in roots:
+            if any(is_within(root, own) for own in skip):
+                report.failed.append(Failure(root, _OWN_FOLDER))
+                continue
             folder = self.library.catalog.add_folder(root)
             known = {
                 path: state
                 for path, state in self.library.catalog.files_in_folder(folder.id).items()
                 if is_within(path, root)
             }
-            on_disk, unreadable = scan(root)
-            report.failed += unreadable
-            # A folder that could not be listed (permissions, a flaky mount) keeps what it had.
-            unlisted = [f.path for f in unreadable if f.reason.startswith(UNLISTED_FOLDER)]
-            known = {p: s for p, s in known.items() if not any(is_within(p, u) for u in unlisted)}
-            if known and not on_disk and not unreadable:
+            found = scan(root, skip)
+            report.failed += found.failures
+            if known and not found.files and not found.failures:
                 # Every photo gone at once is far more often an unplugged drive or an unmounted
                 # share (its mount point lists as empty) than a real deletion: keep them, say
                 # so, and leave forgetting them to "remove folder".
@@ -169,13 +186,16 @@ class Indexer:
                     )
                 )
                 continue
-            report.removed += self._remove_missing(known, on_disk)
-            for path, (mtime_ns, size) in on_disk.items():
-                state = known.get(path)
-                if _unchanged(state, mtime_ns, size):
-                    report.unchanged += 1
-                else:
-                    jobs.append(_Job(path, folder.id, mtime_ns, size))
+            removal = provably_gone(root, [p for p in known if p not in found.files], found)
+            report.failed += removal.notes
+            gone_ids = [known[path].id for path in removal.gone]
+            self.library.remove_ids(gone_ids)
+            report.removed += len(gone_ids)
+            jobs += self._changed(folder.id, known, found, report)
+        jobs = self._probe_leftovers(jobs, leftovers, report)
+        for path in leftovers:  # unchanged since, or gone: nothing left to judge
+            if any(is_within(path, root) for root in roots):
+                self.journal.settled(path)
         report.total = report.unchanged + len(jobs) + len(report.failed)
         try:
             self._run(jobs, report, progress, cancel, started)
@@ -184,10 +204,63 @@ class Indexer:
             report.seconds = time.perf_counter() - started
         return report
 
-    def _remove_missing(self, known: dict[str, FileState], on_disk: Mapping[str, object]) -> int:
-        gone = [state.id for path, state in known.items() if path not in on_disk]
-        self.library.remove_ids(gone)
-        return len(gone)
+    def _own_folders(self) -> list[str]:
+        """gallery-app's data and config folders: never indexed, wherever they are (a data
+        folder inside a photo folder would index its own thumbnails, more every run)."""
+        own = [self.library.data_dir]
+        try:
+            own.append(default_config_dir())
+        except Exception as exc:  # platformdirs on a strange system: the data dir still counts
+            log.debug("no config folder to skip: %s", exc)
+        return [os.path.realpath(path) for path in own]
+
+    def _changed(
+        self, folder_id: int, known: dict[str, FileState], found: ScanResult, report: IndexReport
+    ) -> list[_Job]:
+        """The files to decode; counts the unchanged and records their new ctime/inode."""
+        jobs: list[_Job] = []
+        stamps: list[tuple[int, int, int]] = []
+        for path, file_stat in found.files.items():
+            state = known.get(path)
+            verdict = _compare(state, file_stat, path)
+            if state is not None and verdict == "skipped":
+                report.failed.append(Failure(path, state.error or ""))
+            elif state is not None and verdict in ("unchanged", "restamp"):
+                report.unchanged += 1
+                if verdict == "restamp":
+                    stamps.append((state.id, file_stat.ctime_ns, file_stat.inode))
+            else:
+                was_indexed = state is not None and state.indexed
+                jobs.append(_Job(path, folder_id, file_stat, was_indexed))
+        if stamps:
+            self.library.catalog.restamp(stamps)
+        return jobs
+
+    def _probe_leftovers(
+        self, jobs: list[_Job], leftovers: dict[str, InFlight], report: IndexReport
+    ) -> list[_Job]:
+        """Decode the files a dead run left in flight in a child process first; the ones that
+        kill it are recorded as failed, the rest are indexed as usual."""
+        if not leftovers:
+            return jobs
+        kept: list[_Job] = []
+        failed: list[ImageRecord] = []
+        for job in jobs:
+            entry = leftovers.get(job.path)
+            if entry is None:
+                kept.append(job)
+                continue
+            same = (entry.mtime_ns, entry.size) == (job.stat.mtime_ns, job.stat.size)
+            reason = self.crash_probe(job.path) if same else None
+            if reason is None:
+                kept.append(job)
+            else:
+                failed.append(_failed_record(job, reason))
+                report.failed.append(Failure(job.path, reason))
+        if failed:
+            _, ids = self.library.catalog.write_batch(failed)
+            self.library.index.remove(ids)
+        return kept
 
     def _run(
         self,
@@ -208,18 +281,13 @@ class Indexer:
             for job, outcome in batch:
                 if isinstance(outcome, DecodedImage) and outcome.model_input is not None:
                     decoded.append((len(records), outcome.model_input))
-                    records.append(
-                        ImageRecord(
-                            job.path, job.folder_id, job.mtime_ns, job.size,
-                            outcome.width, outcome.height, outcome.taken_at,
-                        )
-                    )  # fmt: skip
-                else:
-                    reason = outcome if isinstance(outcome, str) else "no model input"
-                    records.append(
-                        ImageRecord(job.path, job.folder_id, job.mtime_ns, job.size, error=reason)
-                    )
-                    report.failed.append(Failure(job.path, reason))
+                    records.append(_indexed_record(job, outcome))
+                    continue
+                reason = str(outcome) if isinstance(outcome, DecodeError) else "no model input"
+                report.failed.append(Failure(job.path, reason))
+                if isinstance(outcome, DecodeError) and outcome.unreadable and job.was_indexed:
+                    continue  # could not read it now: what was indexed from it is kept
+                records.append(_failed_record(job, reason))
             vector_slots = [slot for slot, _ in decoded]
             vectors = np.zeros((0, self.encoder.dim), np.float32)
             if decoded:
@@ -227,11 +295,16 @@ class Indexer:
                 for slot, vector in zip(vector_slots, vectors, strict=True):
                     records[slot] = replace(records[slot], vector=vector)
             # Catalog first: once committed, a crash loses nothing (the index is repaired).
-            _, ids = self.library.catalog.write_batch(records)
-            self.library.index.add([ids[slot] for slot in vector_slots], vectors)
-            failed_ids = [i for i, rec in zip(ids, records, strict=True) if rec.vector is None]
-            self.library.index.remove(failed_ids)  # a file that broke since it was indexed
-            report.indexed += len(vector_slots)
+            ids = self._write(records, report)
+            stored = [
+                (row, image_id)
+                for row, slot in enumerate(vector_slots)
+                if (image_id := ids[slot]) is not None
+            ]
+            self.library.index.add([i for _, i in stored], vectors[[row for row, _ in stored]])
+            broken = [i for i, rec in zip(ids, records, strict=True) if rec.vector is None]
+            self.library.index.remove([i for i in broken if i is not None])  # broke since
+            report.indexed += len(stored)
             done += len(batch)
             if time.perf_counter() - last_save > self.save_interval_s:
                 self.library.save_index()
@@ -241,31 +314,54 @@ class Indexer:
                 progress(Progress(done, len(jobs), done / elapsed, len(report.failed)))
         report.cancelled = bool(cancel and cancel.cancelled and done < len(jobs))
 
+    def _write(self, records: list[ImageRecord], report: IndexReport) -> list[int | None]:
+        """Commit a batch; ids in record order. A record whose values the catalog cannot hold
+        fails alone (named, with the reason), never the batch or the run."""
+        try:
+            return list(self.library.catalog.write_batch(records)[1])
+        except _RECORD_VALUE_ERRORS:
+            pass  # the transaction was rolled back: find the record(s), commit the rest
+        ids: list[int | None] = []
+        for record in records:
+            try:
+                ids += self.library.catalog.write_batch([record])[1]
+            except _RECORD_VALUE_ERRORS as exc:
+                log.warning("cannot store %s: %r", record.path, exc)
+                report.failed.append(
+                    Failure(record.path, f"cannot be stored in the catalog ({_short(exc)})")
+                )
+                ids.append(None)
+        return ids
+
     def _decoded_batches(
         self, jobs: list[_Job], cancel: CancelToken | None
-    ) -> Iterator[list[tuple[_Job, DecodedImage | str]]]:
+    ) -> Iterator[list[tuple[_Job, DecodedImage | DecodeError]]]:
         """Decode in a thread pool, a bounded window ahead of the model, yielding batches."""
         spec = self.encoder.image_spec
         to_input = getattr(spec, "to_model_input", None)
         model_px = max(getattr(spec, "height", 224), getattr(spec, "width", 224))
         thumbnails = self.library.thumbnails
+        journal = self.journal
 
-        def work(job: _Job) -> DecodedImage | str:
+        def work(job: _Job) -> DecodedImage | DecodeError:
+            token = journal.start(InFlight(job.path, job.stat.mtime_ns, job.stat.size))
             try:
                 decoded = decode(job.path, to_input, model_px=model_px)
             except DecodeError as exc:
-                return str(exc)
+                return exc
             except Exception as exc:  # a decoder bug on one file must not stop the run
                 log.exception("unexpected error decoding %s", job.path)
-                return f"unexpected error: {type(exc).__name__}: {exc}"
+                return DecodeError(f"unexpected error: {type(exc).__name__}: {_short(exc)}")
+            finally:
+                journal.finish(token)
             try:
-                thumbnails.put(job.path, job.mtime_ns, decoded.thumbnail)
+                thumbnails.put(job.path, job.stat.mtime_ns, decoded.thumbnail)
             except OSError as exc:
                 log.warning("could not cache thumbnail of %s: %s", job.path, exc)
             return decoded
 
         window = self.batch_size * 3
-        pending: deque[tuple[_Job, Future[DecodedImage | str]]] = deque()
+        pending: deque[tuple[_Job, Future[DecodedImage | DecodeError]]] = deque()
         queue = iter(jobs)
         with ThreadPoolExecutor(
             self.decode_workers,
@@ -284,7 +380,7 @@ class Indexer:
                         pending.append((job, pool.submit(work, job)))
                     if not pending:
                         return
-                    batch: list[tuple[_Job, DecodedImage | str]] = []
+                    batch: list[tuple[_Job, DecodedImage | DecodeError]] = []
                     while pending and len(batch) < self.batch_size:
                         job, future = pending.popleft()
                         batch.append((job, future.result()))
@@ -292,6 +388,21 @@ class Indexer:
             finally:
                 for _, future in pending:
                     future.cancel()
+
+
+def _indexed_record(job: _Job, outcome: DecodedImage) -> ImageRecord:
+    return ImageRecord(
+        job.path, job.folder_id, job.stat.mtime_ns, job.stat.size,
+        outcome.width, outcome.height, outcome.taken_at,
+        ctime_ns=job.stat.ctime_ns, inode=job.stat.inode, fingerprint=outcome.fingerprint,
+    )  # fmt: skip
+
+
+def _failed_record(job: _Job, reason: str) -> ImageRecord:
+    return ImageRecord(
+        job.path, job.folder_id, job.stat.mtime_ns, job.stat.size, error=reason,
+        ctime_ns=job.stat.ctime_ns, inode=job.stat.inode,
+    )  # fmt: skip
 
 
 def _lower_thread_priority(niceness: int) -> None:
@@ -305,41 +416,6 @@ def _lower_thread_priority(niceness: int) -> None:
         log.debug("could not lower decode thread priority: %s", exc)
 
 
-def scan(root: str) -> tuple[dict[str, tuple[int, int]], list[Failure]]:
-    """Image files under root (recursive, hidden entries skipped) -> (mtime_ns, size)."""
-    found: dict[str, tuple[int, int]] = {}
-    failures: list[Failure] = []
-
-    def on_error(exc: OSError) -> None:
-        failures.append(Failure(str(exc.filename), f"{UNLISTED_FOLDER} ({exc.strerror})"))
-
-    for directory, subdirs, files in os.walk(root, onerror=on_error):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or not is_image_file(name):
-                continue
-            path = os.path.join(directory, name)
-            try:
-                stat = os.stat(path)
-            except OSError as exc:
-                failures.append(Failure(path, _stat_failure(path, exc)))
-                continue
-            if not S_ISREG(stat.st_mode):
-                # Opening a named pipe or a device named like an image would block forever.
-                failures.append(Failure(path, "not a regular file (pipe, socket or device)"))
-                continue
-            found[path] = (stat.st_mtime_ns, stat.st_size)
-    return found, failures
-
-
-def _stat_failure(path: str, exc: OSError) -> str:
-    if os.path.islink(path):
-        if exc.errno == errno.ELOOP:
-            return "symbolic link loop"
-        return f"broken symbolic link (its target {os.readlink(path)!r} is missing)"
-    return f"cannot read file ({exc.strerror})"
-
-
 def _existing_folder(folder: str | os.PathLike[str]) -> str:
     path = Path(folder).expanduser()
     if not path.exists():
@@ -349,5 +425,31 @@ def _existing_folder(folder: str | os.PathLike[str]) -> str:
     return str(path.resolve())
 
 
-def _unchanged(state: FileState | None, mtime_ns: int, size: int) -> bool:
-    return state is not None and state.indexed and state.mtime_ns == mtime_ns and state.size == size
+def _compare(state: FileState | None, now: FileStat, path: str) -> str:
+    """changed | unchanged | restamp (unchanged; store its new ctime/inode) | skipped (it
+    stopped a run and has not changed since)."""
+    if state is None:
+        return "changed"
+    if (state.mtime_ns, state.size) != (now.mtime_ns, now.size):
+        return "changed"
+    if state.error is not None and state.error.endswith(SKIPPED_UNTIL_CHANGED):
+        return "skipped"
+    if not state.indexed:
+        return "changed"  # failed before: tried again, it may have been fixed by an upgrade
+    if state.ctime_ns is None or state.inode is None:
+        return "restamp"  # indexed by an older version: (mtime, size) is all it knows
+    if (state.ctime_ns, state.inode) == (now.ctime_ns, now.inode):
+        return "unchanged"
+    # Touched (chmod, a backup tool), moved to another disk, or a network share remounted
+    # with new inode numbers; or replaced with the same size and mtime. The ends tell.
+    if state.fingerprint is None:
+        return "changed"
+    try:
+        same = file_fingerprint(path) == state.fingerprint
+    except DecodeError:
+        return "changed"  # decoding will say what is wrong with it
+    return "restamp" if same else "changed"
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -12,6 +12,7 @@ from typing import Any
 
 from gallery_app.core.calibrate import PRESET_NAMES, Calibration, preset_calibration
 from gallery_app.core.errors import ConfigError
+from gallery_app.core.jsonfile import DEFAULT_FIX, read_json_file
 
 # 2: custom_threshold was renamed custom_centre (version 1 files are read and migrated).
 SETTINGS_VERSION = 2
@@ -67,57 +68,53 @@ def load_settings(path: Path | None = None) -> UserSettings:
     """The saved settings, or the defaults when there is no file yet."""
     path = path or settings_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json_file(path, "Settings file", fix=DEFAULT_FIX)
     except FileNotFoundError:
         return UserSettings()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read settings file {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"Settings file {path} is not valid JSON ({exc}). Fix it, or delete it to go "
-            "back to the defaults."
-        ) from exc
-    return parse_settings(data, str(path))
+    return parse_settings(data, str(path), fix=DEFAULT_FIX)
 
 
-def parse_settings(data: Any, origin: str = "settings") -> UserSettings:
-    """Settings from decoded JSON; unknown keys are ignored so older versions read newer files."""
+def parse_settings(data: Any, origin: str = "settings", fix: str = "") -> UserSettings:
+    """Settings from decoded JSON; unknown keys are ignored so older versions read newer files.
+    `fix`, when given, ends every message about a bad value (what to do about the file)."""
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(f"{origin}: {problem}" + (f". {fix}" if fix else ""))
+
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: expected a JSON object, got {type(data).__name__}")
+        raise bad(f"expected a JSON object, got {type(data).__name__}")
     version = data.get("version", SETTINGS_VERSION)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ConfigError(f"{origin}: 'version' must be a positive integer, got {version!r}")
+        raise bad(f"'version' must be a positive integer, got {_shown(version)}")
     if version > SETTINGS_VERSION:
         raise ConfigError(
-            f"{origin} was written by a newer gallery-app (settings version {version}, this "
-            f"one reads {SETTINGS_VERSION}). Upgrade gallery-app."
+            f"{origin} was written by a newer gallery-app (settings version {_shown(version)}, "
+            f"this one reads {SETTINGS_VERSION}). Upgrade gallery-app."
         )
     defaults = UserSettings()
     preset_name = data.get("preset", defaults.preset)
     if not isinstance(preset_name, str):
-        raise ConfigError(f"{origin}: 'preset' must be a string, got {preset_name!r}")
+        raise bad(f"'preset' must be a string, got {_shown(preset_name)}")
     expand = data.get("expand", defaults.expand)
     if not isinstance(expand, bool):
-        raise ConfigError(f"{origin}: 'expand' must be true or false, got {expand!r}")
+        raise bad(f"'expand' must be true or false, got {_shown(expand)}")
     model = data.get("model")
     if model is not None and not (isinstance(model, str) and model.strip()):
-        raise ConfigError(f"{origin}: 'model' must be a hub id or a folder, got {model!r}")
-    min_score = _number(data, "min_score", origin, defaults.min_score)
-    if min_score is None:
-        raise ConfigError(f"{origin}: 'min_score' must be a number, got null")
+        raise bad(f"'model' must be a hub id or a folder, got {_shown(model)}")
     try:
+        min_score = _number(data, "min_score", defaults.min_score)
+        if min_score is None:
+            raise ValueError("'min_score' must be a number, got null")
         return UserSettings(
             preset=preset_name,
-            custom_temperature=_number(data, "custom_temperature", origin, None),
-            custom_centre=_number(data, _centre_key(data), origin, None),
+            custom_temperature=_number(data, "custom_temperature", None),
+            custom_centre=_number(data, _centre_key(data), None),
             min_score=min_score,
             expand=expand,
             model=model,
         )
     except ValueError as exc:
-        raise ConfigError(f"{origin}: {exc}") from exc
+        raise bad(str(exc)) from exc
 
 
 def _centre_key(data: dict[str, Any]) -> str:
@@ -149,19 +146,35 @@ def save_settings(settings: UserSettings, path: Path | None = None) -> Path:
     return path
 
 
-def _number(data: dict[str, Any], key: str, origin: str, default: float | None) -> float | None:
+def _number(data: dict[str, Any], key: str, default: float | None) -> float | None:
     value = data.get(key, default)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{origin}: {key!r} must be a number, got {value!r}")
-    return float(value)
+        raise ValueError(f"{key!r} must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"{key!r} must be a finite number, got {_shown(value)}")
+    return number
+
+
+def _shown(value: Any) -> str:
+    """A bad value in a message: its repr, cut short (a file may hold a 10000-digit number)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _problem(settings: UserSettings) -> str | None:
     """What makes these settings invalid, in words; None when they are valid."""
     if settings.preset not in SETTINGS_PRESETS:
-        return f"'preset' must be one of {', '.join(SETTINGS_PRESETS)}, got {settings.preset!r}"
+        names = ", ".join(SETTINGS_PRESETS)
+        return f"'preset' must be one of {names}, got {_shown(settings.preset)}"
     temperature = settings.custom_temperature
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         return f"'custom_temperature' must be a positive number, got {temperature}"

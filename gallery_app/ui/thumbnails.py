@@ -12,7 +12,14 @@ from PIL import Image
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 
-from gallery_app.core.imaging import THUMBNAIL_PX, DecodeError, ThumbnailCache, decode, to_rgb
+from gallery_app.core.imaging import (
+    THUMBNAIL_PX,
+    DecodeError,
+    ThumbnailCache,
+    decode,
+    open_image,
+    to_rgb,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +61,10 @@ def _read_cached(cache: ThumbnailCache, path: str, mtime_ns: int) -> Image.Image
     cached = cache.get(path, mtime_ns)
     if cached is None:
         return None
-    try:
-        with Image.open(cached) as img:
+    try:  # checked like any file: a cache entry swapped for a pipe or a foreign file
+        with open_image(cached) as (img, _):
             return to_rgb(img.copy())
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (DecodeError, OSError, SyntaxError, ValueError) as exc:
         # A truncated or foreign cache file is rebuilt from the original, not shown as broken.
         log.warning("ignoring unreadable cached thumbnail %s: %s", cached, exc)
         return None

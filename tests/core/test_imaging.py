@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import random_photo
-from PIL import Image
+from PIL import Image, ImageFile
 from PIL.JpegImagePlugin import JpegImageFile
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from corpus import ENDLESS_POSTSCRIPT, png_with_declared_size
+
+from gallery_app.core import imaging
 from gallery_app.core.imaging import (
+    DECODE_BUDGET_BYTES,
     THUMBNAIL_PX,
+    DecodeBudget,
     DecodeError,
     ThumbnailCache,
+    content_fingerprint,
     decode,
+    decode_cost_bytes,
+    file_fingerprint,
     is_image_file,
     to_rgb,
 )
@@ -337,3 +350,205 @@ def test_draft_decoded_model_input_has_the_model_size_and_matches_a_full_decode(
         reference = spec.to_model_input(full.convert("RGB"))
     # The 1/8 DCT-scaled decode is a downscale too: the model sees nearly the same pixels.
     assert float(np.abs(result.model_input - reference).mean()) < 0.02
+
+
+# Hostile files: only photo decoders, only regular files, only within the memory budget -----
+
+
+def test_postscript_named_jpg_is_refused_and_ghostscript_never_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fake `gs` first on PATH leaves a marker if anything ever runs Ghostscript.
+    bin_dir, marker = tmp_path / "bin", tmp_path / "gs-ran"
+    bin_dir.mkdir()
+    fake_gs = bin_dir / "gs"
+    fake_gs.write_text(f"#!/bin/sh\necho \"$@\" >> '{marker}'\necho 10.0\n")
+    fake_gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    from PIL import EpsImagePlugin
+
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # found afresh on PATH
+    path = tmp_path / "holiday.jpg"
+    path.write_bytes(ENDLESS_POSTSCRIPT)
+
+    with pytest.raises(DecodeError, match=r"^PostScript/EPS file named \.jpg: not a photo$"):
+        decode(path)
+    assert not marker.exists()
+
+    # The marker works: Pillow left to itself hands this very file to the fake Ghostscript.
+    with contextlib.suppress(Exception), Image.open(path) as img:
+        img.load()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("EPS", "a.jpg"), ("DDS", "b.png"), ("PCX", "c.png"), ("PPM", "d.jpg"), ("TGA", "e.bmp"),
+     ("ICO", "f.png"), ("SGI", "g.tif")],
+)  # fmt: skip
+def test_formats_pillow_reads_but_photos_are_not_are_refused(
+    tmp_path: Path, fmt: str, name: str
+) -> None:
+    path = tmp_path / name
+    Image.fromarray(random_photo(1, (32, 24))).save(path, format=fmt)
+    with Image.open(path) as img:  # Pillow itself would open it
+        assert img.format == fmt
+    with pytest.raises(DecodeError) as info:
+        decode(path)
+    reason = str(info.value)
+    assert reason in (
+        "not a recognized image format",
+        f"PostScript/EPS file named {path.suffix}: not a photo",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"%PDF-1.7\n...", "PDF document named .jpg: not a photo"),
+        (b"<!DOCTYPE html><title>404</title>", "web page (HTML) named .jpg: not a photo"),
+        (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", "HEIC photo named .jpg: this format is not "
+         "supported; convert it to JPEG"),
+        (b"PK\x03\x04" + bytes(40), "ZIP archive named .jpg: not a photo"),
+    ],
+)  # fmt: skip
+def test_refused_file_is_named_by_what_it_is(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    with pytest.raises(DecodeError) as info:
+        decode(path)
+    assert str(info.value) == reason
+
+
+def test_every_allowed_format_still_decodes(tmp_path: Path) -> None:
+    photo = Image.fromarray(random_photo(2, (40, 30)))
+    for fmt in imaging.DECODER_FORMATS:
+        path = tmp_path / f"photo.{fmt.lower()}"
+        photo.save(path, format=fmt)
+        assert decode(path).thumbnail.size == (40, 30), fmt
+
+
+def run_with_deadline(function, seconds: float = 30.0):
+    """Run function in a thread; fail (instead of hanging the suite) if it does not return."""
+    outcome: list[BaseException | object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(function())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function} blocked"
+    return outcome[0]
+
+
+def test_named_pipe_and_device_are_refused_without_reading(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.jpg"
+    os.mkfifo(pipe)
+    endless = tmp_path / "zero.jpg"
+    endless.symlink_to("/dev/zero")
+
+    for path, kind in ((pipe, "a named pipe"), (endless, "a device")):
+        outcome = run_with_deadline(lambda path=path: decode(path))
+        assert isinstance(outcome, DecodeError)
+        assert str(outcome) == f"not a regular file ({kind}); only photo files are read"
+        assert outcome.unreadable
+
+
+def test_regular_file_check_is_made_on_the_open_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo swapped for a pipe between the check by name and the open must not block."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(random_photo(3)).save(photo)
+    pipe = tmp_path / "swapped.png"
+    os.mkfifo(pipe)
+    real_stat = os.stat
+    monkeypatch.setattr(
+        imaging.os, "stat", lambda p, *a, **k: real_stat(photo if p == pipe else p, *a, **k)
+    )
+    outcome = run_with_deadline(lambda: decode(pipe))
+    assert isinstance(outcome, DecodeError)
+    assert "a named pipe" in str(outcome)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # as imaging does
+def test_huge_png_is_refused_from_its_header_before_any_pixel_is_allocated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_with_declared_size(13_000, 13_000, color_type=6))  # RGBA, 1 KB
+    assert Image.MAX_IMAGE_PIXELS * 2 > 13_000 * 13_000  # Pillow's own limit lets it through
+    loads: list[object] = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda self: loads.append(self) or real_load(self)
+    )
+
+    with pytest.raises(DecodeError) as info:
+        decode(path)
+
+    assert loads == []  # refused from the header: no pixel buffer was ever made
+    reason = str(info.value)
+    assert reason.startswith("too large to decode: 13000x13000 pixels (RGBA) need about 1.3 GiB")
+    assert f"over the {DECODE_BUDGET_BYTES >> 30}.0 GiB decode budget" in reason
+    assert "save a smaller copy" in reason
+
+
+def test_budget_counts_the_jpeg_draft_size_not_the_full_size(tmp_path: Path) -> None:
+    photo = Image.fromarray(random_photo(5, (4000, 3000)))
+    jpeg, png = tmp_path / "big.jpg", tmp_path / "big.png"
+    photo.save(jpeg, quality=80)
+    photo.save(png)
+    budget = DecodeBudget(8 << 20)  # 8 MiB: 12 MP at 4 bytes a pixel is 46 MiB
+
+    assert decode(jpeg, budget=budget).width == 4000  # draft decodes it at 1/8: 0.7 MiB
+    with pytest.raises(DecodeError, match=r"4000x3000 pixels \(RGB\) need about 46 MiB"):
+        decode(png, budget=budget)
+
+
+@pytest.mark.parametrize(
+    ("mode", "per_pixel"),
+    [("RGB", 4), ("L", 5), ("P", 5), ("RGBA", 8), ("LA", 12), ("CMYK", 8), ("I;16", 26)],
+)
+def test_decode_cost_counts_the_frame_and_the_conversion_to_rgb(mode: str, per_pixel: int) -> None:
+    assert decode_cost_bytes(Image.new(mode, (100, 50))) == 100 * 50 * per_pixel
+    rotated = decode_cost_bytes(Image.new(mode, (100, 50)), transposed=True)
+    frame = {"L": 1, "P": 1, "I;16": 2}.get(mode, 4)
+    assert rotated == 100 * 50 * (per_pixel + frame)  # the rotated copy
+
+
+def test_decode_budget_is_shared_and_waits_for_memory_to_be_released() -> None:
+    budget = DecodeBudget(1000)
+    acquired = threading.Event()
+
+    def second() -> None:
+        with budget.reserve(600):
+            acquired.set()
+
+    with budget.reserve(600):
+        thread = threading.Thread(target=second)
+        thread.start()
+        deadline = threading.Event()
+        while budget.waiting == 0 and thread.is_alive():
+            deadline.wait(0.01)  # until the second decode is waiting on the condition
+        assert budget.waiting == 1
+        assert not acquired.is_set()
+    thread.join(10)
+    assert acquired.is_set() and budget.waiting == 0
+    with budget.reserve(400), budget.reserve(600):  # both fit: no wait
+        pass
+
+
+def test_fingerprint_tells_a_same_size_replacement_apart(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.bmp", tmp_path / "b.bmp"
+    Image.fromarray(random_photo(1, (300, 300))).save(first)
+    Image.fromarray(random_photo(2, (300, 300))).save(second)
+    assert first.stat().st_size == second.stat().st_size > 2 * imaging.FINGERPRINT_BLOCK
+    assert file_fingerprint(first) != file_fingerprint(second)
+    assert file_fingerprint(first) == decode(first).fingerprint
+    with open(first, "rb") as handle:
+        assert content_fingerprint(handle, first.stat().st_size) == file_fingerprint(first)

@@ -121,3 +121,38 @@ def test_an_unwritable_location_is_a_config_error(tmp_path: Path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="Cannot write"):
         save_settings(UserSettings(), blocker / "settings.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"min_score": 1e999999}', "out of range"),
+        ('{"custom_temperature": NaN, "custom_threshold": 0}', "NaN"),
+        ('{"custom_temperature": ' + "9" * 5000 + ', "custom_threshold": 0}', "digits"),
+        ('{"custom_temperature": 1' + "0" * 350 + ', "custom_threshold": 0}', "finite"),
+        ('{"custom_threshold": [1], "custom_temperature": 1}', "must be a number"),
+        ('{"min_score": true}', "must be a number"),
+        ('{"preset": {"nested": [1, 2]}}', "'preset'"),
+        ('{"version": 1' + "0" * 300 + "}", "newer gallery-app"),
+    ],
+)
+def test_hostile_settings_name_the_file_and_the_fix(tmp_path: Path, content, fragment):
+    path = tmp_path / "settings.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    message = str(raised.value)
+    assert fragment in message and str(path) in message
+    assert len(message) < 400  # a 5000-digit value is not echoed back
+    if "newer" not in fragment:
+        assert "delete it to go back to the defaults" in message
+
+
+def test_a_fifo_settings_file_is_refused(tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "settings.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="named pipe"):
+        load_settings(fifo)

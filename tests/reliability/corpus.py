@@ -8,6 +8,7 @@ reported, e.g. a folder named like an image).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -46,18 +47,43 @@ def encoded(img: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def png_with_declared_size(width: int, height: int) -> bytes:
-    """A PNG header declaring width x height pixels, followed by a few bytes of zeros."""
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+def png_with_declared_size(width: int, height: int, color_type: int = 2) -> bytes:
+    """A PNG header declaring width x height pixels, followed by a few bytes of zeros
+    (color_type 2 is RGB, 6 is RGBA)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     data = zlib.compress(b"\0" * 4096)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
     )
+
+
+@functools.cache
+def huge_transparent_png(side: int = 13_000) -> bytes:
+    """A complete, valid side x side RGBA PNG (all transparent): ~3 MB on disk, 676 MB as
+    pixels, more to convert. Made row by row, so making it needs no such memory."""
+    compressor = zlib.compressobj(1)
+    row = b"\0" * (1 + side * 4)  # filter byte + RGBA pixels
+    data = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+# An EPS whose program never ends: Ghostscript, if it ever ran, would spin on it forever.
+ENDLESS_POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n{ } loop\n"
+FAR_FUTURE_S = 2**40  # year ~36812: mtime_ns beyond SQLite's 64-bit INTEGER (year 2262)
 
 
 def jpeg_with_corrupt_exif(seed: int) -> bytes:
@@ -139,6 +165,17 @@ def _symlink_loop(folder: Path, seed: int) -> str:
     return FAILED
 
 
+def _far_future(folder: Path, seed: int) -> str:
+    path = folder / "far_future.jpg"
+    path.write_bytes(encoded(photo(seed), "JPEG"))
+    try:
+        os.utime(path, (FAR_FUTURE_S, FAR_FUTURE_S))
+    except (OSError, OverflowError):
+        return INDEXED  # the filesystem refuses such dates: then it is an ordinary photo
+    # Some filesystems clamp (ext4 to 2446): still past 2262, so still out of range.
+    return FAILED if os.stat(path).st_mtime_ns > 2**63 - 1 else INDEXED
+
+
 def _fifo(folder: Path, seed: int) -> str:
     # Opening a named pipe for reading blocks until a writer comes: it must never be opened.
     os.mkfifo(folder / "pipe.jpg")
@@ -182,7 +219,14 @@ MAKERS: list[Maker] = [
     _directory_named_like_an_image,
     _link("broken_link.jpg", "does-not-exist.jpg"),
     _symlink_loop,
+    _link("dev_zero.jpg", "/dev/zero"),  # endless: must never be read
     _fifo,
+    _far_future,
+    _write("endless_postscript.jpg", lambda s: ENDLESS_POSTSCRIPT, FAILED),
+    _write(
+        "document.png", lambda s: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", FAILED
+    ),
+    _write("huge_transparent.png", lambda s: huge_transparent_png(), FAILED),
     _name("café ☕ 日本.png"),
     _name("with  spaces .png"),
     _name("new\nline.png"),
