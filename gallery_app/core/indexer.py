@@ -350,8 +350,11 @@ class Indexer:
             except DecodeError as exc:
                 return exc
             except Exception as exc:  # a decoder bug on one file must not stop the run
-                log.exception("unexpected error decoding %s", job.path)
-                return DecodeError(f"unexpected error: {type(exc).__name__}: {_short(exc)}")
+                log.exception("the decoder failed on %s", job.path)
+                return DecodeError(
+                    f"the image decoder failed on this file ({type(exc).__name__}: {_short(exc)});"
+                    " skipped: if other programs open it, please report it with --verbose"
+                )
             finally:
                 journal.finish(token)
             try:
