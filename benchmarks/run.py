@@ -4,7 +4,9 @@
 
 Uses the real SigLIP-base architecture (random weights, a trained SentencePiece vocab) loaded
 through SiglipEncoder.load, and generated photo-like JPEGs (12 MP and phone-sized), all cached
-under ~/.cache/gallery_app_bench. A full run (no --quick, no --only) rewrites RESULTS.md.
+under ~/.cache/gallery_app_bench. A full run (no --quick, no --only) rewrites RESULTS.md;
+`--only quality` (no --quick) rewrites only its quality parts. The quality section measures a
+SIMULATED library (simulated_library.py): directions of effects, not SigLIP's numbers.
 Each section is one function in SECTIONS: add a section by appending to that list.
 """
 
@@ -516,6 +518,13 @@ def gui_section(ctx: Context) -> dict[str, Any]:
     return result
 
 
+def quality_section(ctx: Context) -> dict[str, Any]:
+    """SIMULATED library (issue 11): quality of ensemble vs max, exact vs hnswlib paths."""
+    import quality
+
+    return quality.measure(ctx.quick, lambda text: ctx.note("quality", text), fixtures.cache_dir())
+
+
 SECTIONS: list[tuple[str, Section]] = [
     ("limits", limits_section),
     ("decode", decode_section),
@@ -523,6 +532,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("query", query_section),
     ("index", index_section),
     ("gui", gui_section),
+    ("quality", quality_section),
 ]
 
 
@@ -549,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
             begin = time.perf_counter()
             results[name] = section(ctx)
             for key, value in results[name].items():
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    print(f"  {name}.{key}:", flush=True)
+                    for row in value:
+                        print("    " + ", ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
+                    continue
                 print(f"  {name}.{key} = {_fmt(value)}", flush=True)
             print(f"  ({time.perf_counter() - begin:.0f} s)", flush=True)
     meta = {
@@ -569,6 +584,13 @@ def main(argv: list[str] | None = None) -> int:
 
         (HERE / "RESULTS.md").write_text(results_md.render(results, meta), encoding="utf-8")
         print(f"wrote {HERE / 'RESULTS.md'}")
+    elif not args.quick and args.only == ["quality"]:
+        import results_md
+
+        path = HERE / "RESULTS.md"
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(results_md.splice_quality(text, results["quality"], meta), "utf-8")
+        print(f"updated the quality parts of {path}")
     return 0
 
 

@@ -218,18 +218,22 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def render_eval_report(report: Any) -> list[str]:
     data = report.to_json()
-    plain, expanded = data["without_expansion"], data["with_expansion"]
+    modes = [data[mode.mode] for mode in report.modes]
+    titles = {"query_only": "query only", "ensemble": "ensemble", "max": "max"}
     lines = [
         f"{data['dir']}: {len(data['labels'])} labels, {data['images']} photos, "
         f"distractors: {data['distractors']}; {_describe(report.calibration)}",
         "hit@k: share of queries with a relevant photo among the first k results; "
         "recall@k: share of a query's relevant photos among its first k (mean over queries).",
+        "query only: the query as typed; ensemble (the default): one text vector for the query "
+        "and its synonyms; max: the best weight x score over the variants (search --aggregate "
+        "max).",
         "",
-        f"{'':<30}{'without expansion':>18}{'with expansion':>18}",
+        f"{'':<30}" + "".join(f"{titles.get(m.mode, m.mode):>14}" for m in report.modes),
     ]
 
     def row(name: str, pick: Any) -> None:
-        lines.append(f"{name:<30}{_cell(pick(plain)):>18}{_cell(pick(expanded)):>18}")
+        lines.append(f"{name:<30}" + "".join(f"{_cell(pick(m)):>14}" for m in modes))
 
     for k in (1, 5, 10):
         row(f"hit@{k}", lambda m, k=k: m[f"hit_at_{k}"])
@@ -242,11 +246,11 @@ def render_eval_report(report: Any) -> list[str]:
     row("best-F1 min_score", lambda m: _best(m)["min_score"])
     row("  F1 there", lambda m: _best(m)["f1"])
     lines += ["", "per query: average precision (rank of the first relevant photo)"]
-    for a, b in zip(plain["per_query"], expanded["per_query"], strict=True):
-        lines.append(
-            f"  {a['query']:<28}{_cell(a['average_precision']):>11} ({a['first_relevant_rank']:>4})"
-            f"{_cell(b['average_precision']):>11} ({b['first_relevant_rank']:>4})"
+    for per_mode in zip(*(m["per_query"] for m in modes), strict=True):
+        cells = "".join(
+            f"{_cell(q['average_precision']):>8} ({q['first_relevant_rank']:>4})" for q in per_mode
         )
+        lines.append(f"  {per_mode[0]['query']:<28}{cells}")
     for failure in data["failed"]:
         lines.append(f"skipped {failure['path']}: {failure['reason']}")
     return lines

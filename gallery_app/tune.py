@@ -18,6 +18,8 @@ import numpy as np
 from gallery_app.cli import argv_text, printable
 from gallery_app.core.calibrate import (
     PRESET_NAMES,
+    PRIOR_CENTRE_LOGIT_SD,
+    PRIOR_TEMPERATURE_SD_RATIO,
     Calibration,
     fit_calibration,
     preset_calibration,
@@ -25,7 +27,8 @@ from gallery_app.core.calibrate import (
 )
 from gallery_app.core.errors import ConfigError, GalleryError
 from gallery_app.core.expansion import Expander
-from gallery_app.core.jsonfile import file_kind, read_regular_file
+from gallery_app.core.fileio import file_kind
+from gallery_app.core.jsonfile import read_regular_file
 from gallery_app.core.library import Library
 from gallery_app.core.probes import (
     DEFAULT_PROBE_QUERIES,
@@ -33,10 +36,16 @@ from gallery_app.core.probes import (
     TextImageEncoder,
     encode_files,
     probe_raw,
-    prompt_variants,
     sample_library,
 )
-from gallery_app.core.search import Searcher, SearchHits
+from gallery_app.core.search import (
+    AGGREGATES,
+    ENSEMBLE,
+    Searcher,
+    SearchHits,
+    hits_from_vectors,
+    prompt_variants,
+)
 from gallery_app.core.settings_store import (
     UserSettings,
     load_settings,
@@ -52,6 +61,11 @@ MODEL_MULTIPLES = (0.5, 0.75, 1.0, 1.25, 1.5)
 # A recommendation reads the score distribution of this many photos at most: quantiles are
 # stable well before that, and it keeps `recommend` quick on a large library.
 RECOMMEND_SAMPLE = 2000
+# Judgements all taken from this far up their query's ranking see only the top: the photos
+# below, which a fit needs to place the centre, were never looked at. The fit is then held
+# this much nearer the model prior (standard deviations times this factor).
+FEEDBACK_TOP_RANKS = 50
+TOP_ONLY_PRIOR_SCALE = 0.25
 TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
 FALSE_WORDS = {"0", "false", "no", "n", "irrelevant"}
 
@@ -60,11 +74,13 @@ commands:
   test TERM          raw cosine and calibrated score of TERM for a range of temperatures
                      (against IMAGE if given, else the library's best photo for TERM)
   recommend          a T and c from this library's score distribution for probe queries
-  feedback FILE      fit T and c to a CSV of path,query,relevant (1/0) judgements
+  feedback FILE      fit T and c to a CSV of path,query,relevant (1/0) judgements, on the
+                     raw cosine the search ranks by (ensemble or max, expand on or off)
   apply              save the last recommendation or fit (else the current T and c) as the
                      custom preset used by the app, with the current expand setting
   set T              use temperature T          centre C      use centre c (score 0.5 at c)
   preset NAME        model | seed | custom      expand on|off search query variants or not
+  aggregate NAME     ensemble (one text vector for the query and its synonyms) | max
   show               the current settings       help          this text
   quit               leave (end of input does the same)"""
 
@@ -105,6 +121,7 @@ class Tuner:
         self.model = preset_calibration("model", logit_scale, logit_bias)
         self.calibration = self.settings.calibration(logit_scale, logit_bias)
         self.expand = self.settings.expand
+        self.aggregate = ENSEMBLE
         self.expander = expander or Expander()
         self.searcher = Searcher(library, encoder, self.expander)
         self.pending: tuple[Calibration, str] | None = None  # (calibration, where it came from)
@@ -151,6 +168,7 @@ class Tuner:
             "threshold": self._set_centre,  # its old name, kept for scripts that use it
             "preset": self._preset,
             "expand": self._expand,
+            "aggregate": self._aggregate,
             "show": self._show,
         }.get(command)
         try:
@@ -172,7 +190,7 @@ class Tuner:
         c = self.calibration
         return (
             f"preset {c.preset}: T = {c.temperature:.2f}, c = {c.centre:.4f}, "
-            f"expand {'on' if self.expand else 'off'}"
+            f"expand {'on' if self.expand else 'off'}, aggregate {self.aggregate}"
         )
 
     # --- commands ---------------------------------------------------------------------
@@ -215,6 +233,12 @@ class Tuner:
         self.expand = argument.lower() == "on"
         self._say(self._describe())
 
+    def _aggregate(self, argument: str) -> None:
+        if argument.lower() not in AGGREGATES:
+            raise TuneError(f"aggregate takes {' or '.join(AGGREGATES)}, got {argument!r}")
+        self.aggregate = argument.lower()
+        self._say(self._describe())
+
     def _test(self, term: str) -> None:
         term = argv_text(term)
         if not term:
@@ -250,13 +274,20 @@ class Tuner:
                     "the library is empty: run `gallery-app index FOLDER`, or start "
                     "`gallery-app tune IMAGE` with a photo"
                 )
-            return self.searcher.search(term, top_k=1, expand=self.expand)
+            return self.searcher.search(term, top_k=1, expand=self.expand, aggregate=self.aggregate)
         variants = prompt_variants(self.encoder, term, self.expander if self.expand else None)
         if not variants:
             raise TuneError(f"{term!r} has no words to search")
-        text = self.searcher.text_vectors([v.prompt for v in variants])
-        raw = (self.image.vectors @ text.T).astype(np.float32)
-        return SearchHits(term, variants, np.zeros(1, np.int64), self.image.paths, raw)
+        text = self.searcher.text_vectors([v.prompt or "" for v in variants])
+        return hits_from_vectors(
+            term,
+            variants,
+            text,
+            np.zeros(1, np.int64),
+            self.image.paths,
+            self.image.vectors,
+            self.aggregate,
+        )
 
     def _temperature_rows(self) -> list[tuple[str, Calibration]]:
         """Three blocks: around the current T (at the current c), the seed's, the model's."""
@@ -309,29 +340,98 @@ class Tuner:
         usable = [j for j in judgements if j.path in row_of_path]
         if not usable:
             raise TuneError(f"none of the photos named in {path} could be read")
-        queries = sorted({j.query for j in usable})
-        text = self.searcher.text_vectors([self.encoder.prompt(q) for q in queries])
-        column_of_query = {q: i for i, q in enumerate(queries)}
-        raw = np.array(
-            [
-                float(images.vectors[row_of_path[j.path]] @ text[column_of_query[j.query]])
-                for j in usable
-            ]
-        )
+        raw = np.zeros(len(usable))
+        ranks = np.zeros(len(usable), dtype=np.int64)
+        library_size = self.library.catalog.count()
+        for query in sorted({j.query for j in usable}):
+            rows = [n for n, j in enumerate(usable) if j.query == query]
+            judged_raw, judged_rank = self._ranked_raw(
+                query, images, [row_of_path[usable[n].path] for n in rows], library_size
+            )
+            raw[rows], ranks[rows] = judged_raw, judged_rank
         relevant = np.array([j.relevant for j in usable], dtype=bool)
-        fit = fit_calibration(raw, relevant, prior=self.model)
+        # Only from the top: every judged photo ranks within the first FEEDBACK_TOP_RANKS of
+        # its query, in a library with plenty of photos below them.
+        top_only = library_size > 2 * FEEDBACK_TOP_RANKS and bool(
+            np.all(ranks <= FEEDBACK_TOP_RANKS)
+        )
+        scale = TOP_ONLY_PRIOR_SCALE if top_only else 1.0
+        fit = fit_calibration(
+            raw,
+            relevant,
+            prior=self.model,
+            temperature_sd_ratio=PRIOR_TEMPERATURE_SD_RATIO * scale,
+            centre_logit_sd=PRIOR_CENTRE_LOGIT_SD * scale,
+        )
         fitted = fit.calibration
         self._say(
             f"fitted on {fit.sample_count} judgements ({fit.relevant_count} relevant): "
             f"T = {fitted.temperature:.2f}, c = {fitted.centre:.4f}"
         )
-        self._say(
-            f"Logistic regression of relevant on raw cosine, pulled towards the model preset "
-            f"(T = {self.model.temperature:.2f}, c = {self.model.centre:.4f}) as much as "
-            "a few judgements need; more judgements, less pull. Mean log loss "
-            f"{fit.log_loss:.4f}. Type `apply` to save it as your custom preset."
+        statistic = (
+            "cosine with the ensemble of the query and its synonyms"
+            if self.aggregate == ENSEMBLE and self.expand
+            else "cosine of the winning variant (max)"
+            if self.expand
+            else "cosine of the query as typed"
         )
+        self._say(
+            f"Logistic regression of relevant on the raw {statistic} (what the search ranks "
+            f"by), pulled towards the model preset (T = {self.model.temperature:.2f}, "
+            f"c = {self.model.centre:.4f}) as much as a few judgements need; more "
+            f"judgements, less pull. Mean log loss {fit.log_loss:.4f}. Type `apply` to save "
+            "it as your custom preset."
+        )
+        if library_size:
+            self._say(
+                f"Judged photos rank {int(ranks.min())} to {int(ranks.max())} (median "
+                f"{int(np.median(ranks))}) of {library_size} for their queries."
+            )
+        if top_only:
+            self._say(
+                f"All judged photos are in the top {FEEDBACK_TOP_RANKS} of their query's "
+                "ranking: judgements from the top alone bias a fit (the photos below were "
+                f"never seen), so this one was held {1 / TOP_ONLY_PRIOR_SCALE:g}x nearer the "
+                "model prior. Judge a few photos from lower down (say ranks "
+                f"{2 * FEEDBACK_TOP_RANKS}-{10 * FEEDBACK_TOP_RANKS}) for a fit that can move."
+            )
         self.pending = (fitted, f"feedback {path}")
+
+    def _ranked_raw(
+        self, query: str, images: ImageVectors, rows: list[int], library_size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For judged photos of one query: the raw cosine the search ranks them by (current
+        expand and aggregate), and each one's rank among the library's photos for it."""
+        variants = prompt_variants(self.encoder, query, self.expander if self.expand else None)
+        if not variants:
+            raise TuneError(f"the query {query!r} has no words to search")
+        text = self.searcher.text_vectors([v.prompt or "" for v in variants])
+        judged = hits_from_vectors(
+            query,
+            variants,
+            text,
+            np.arange(len(rows), dtype=np.int64),
+            [images.paths[r] for r in rows],
+            images.vectors[rows],
+            self.aggregate,
+        )
+        results = judged.rank(self.calibration, top_k=None)
+        raw = np.zeros(len(rows))
+        score = np.zeros(len(rows))
+        for result in results:
+            raw[result.image_id], score[result.image_id] = result.raw, result.score
+        if not library_size:
+            return raw, np.ones(len(rows), dtype=np.int64)
+        everything = self.searcher.search(
+            query, top_k=None, expand=self.expand, aggregate=self.aggregate
+        ).rank(self.calibration, top_k=None)
+        descending = np.array([r.score for r in everything])
+        # A judged photo in the library has its rank there; one outside it ranks after the
+        # library's photos that score higher.
+        rank_of_path = {r.path: n for n, r in enumerate(everything, 1)}
+        outside = np.searchsorted(-descending, -score, side="left") + 1
+        ranks = [rank_of_path.get(images.paths[row], int(outside[n])) for n, row in enumerate(rows)]
+        return raw, np.array(ranks, dtype=np.int64)
 
     def _apply(self, _argument: str) -> None:
         chosen = self.pending[0] if self.pending is not None else self.calibration
@@ -397,9 +497,9 @@ def not_regular_file(path: str | Path) -> str | None:
     """Why `path` cannot be opened as a photo without risk, or None. A named pipe blocks the
     open until something writes to it (forever), a device never ends: neither is a photo.
 
-    Checked on the name, before decoding: until `imaging.decode` checks the open descriptor
-    itself (issue 10), this keeps a FIFO given on the command line from hanging
-    `debug-scores` and `tune`. A missing or unreadable file passes here; decode names it."""
+    Checked on the name before the model loads, so a wrong argument fails at once;
+    `imaging.decode` checks the open descriptor again when the photo is read. A missing or
+    unreadable file passes here; decode names it."""
     try:
         mode = os.stat(path).st_mode
     except OSError:

@@ -47,14 +47,28 @@ def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_pat
     searched = run_cli(*common, "search", "dogs on the beach", "--top-k", "4", "--json")
     assert searched.returncode == 0, searched.stderr
     out = json.loads(searched.stdout)
-    assert set(out) == {"query", "preset", "temperature", "centre", "variants", "results"}
+    assert set(out) == {
+        "query",
+        "aggregate",
+        "preset",
+        "temperature",
+        "centre",
+        "min_score",
+        "top_k",
+        "variants",
+        "broader",
+        "results",
+    }
     assert out["query"] == "dogs on the beach" and out["preset"] == "model"
+    assert out["aggregate"] == "ensemble" and out["broader"] == []
     assert out["variants"][0] == {
         "text": "dogs on the beach",
         "prompt": "a photo of dogs on the beach.",
         "weight": 1.0,
+        "kind": "query",
     }
     assert 1 < len(out["variants"]) <= 8
+    assert all(v["kind"] in ("query", "synonym") for v in out["variants"])
     assert len(out["results"]) == 4
     for result in out["results"]:
         assert set(result) == {"path", "score", "raw", "variant", "prompt", "weight"}

@@ -158,9 +158,9 @@ def test_eval_json_shape(tiny_model_dir, labelled, capsys):
     data = json.loads(capsys.readouterr().out)
     assert [label["query"] for label in data["labels"]] == ["dog", "red car", "snow"]
     assert data["images"] == 11 and data["distractors"] == 2
-    for mode, expand in (("without_expansion", False), ("with_expansion", True)):
+    for mode, expand in (("query_only", False), ("ensemble", True), ("max", True)):
         quality = data[mode]
-        assert quality["expand"] is expand
+        assert quality["expand"] is expand and quality["mode"] == mode
         for key in ("hit_at_1", "recall_at_1", "recall_at_10", "mean_average_precision"):
             assert 0.0 <= quality[key] <= 1.0
         assert quality["hit_at_1"] <= quality["hit_at_5"] <= quality["hit_at_10"]
@@ -191,7 +191,7 @@ def test_eval_table(tiny_model_dir, labelled, capsys):
         "expected calibration",
     ):
         assert label in out
-    assert "without expansion" in out and "with expansion" in out
+    assert "query only" in out and "ensemble" in out and "max" in out
     assert "red car" in out
 
 

@@ -184,7 +184,16 @@ def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_pat
     assert drive(tuner, f"feedback {csv_path}\napply\n") == 0, err.getvalue()
 
     vectors = encode_files(encoder, photos).vectors
-    text = dict(zip(("dog", "snow"), encoder.encode_texts(["dog", "snow"]), strict=True))
+    # The statistic the search ranks by: the cosine with e, the ensemble of the query and
+    # its synonyms (expand is on by default).
+    assert tuner.expand and tuner.aggregate == "ensemble"
+    text = {}
+    for query in ("dog", "snow"):
+        variants = Searcher(library, encoder, tuner.expander).variants(query)
+        assert all(v.kind != "broader" for v in variants)
+        vectors_of = encoder.encode_prompts([v.prompt for v in variants])
+        e = sum(v.weight * t for v, t in zip(variants, vectors_of, strict=True))
+        text[query] = e / np.linalg.norm(e)
     raw = [float(vectors[photos.index(p)] @ text[q]) for p, q, _ in judged]
     expected = fit_calibration(
         raw,
@@ -195,6 +204,60 @@ def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_pat
     assert saved.custom_temperature == pytest.approx(expected.temperature, rel=1e-6)
     assert saved.custom_centre == pytest.approx(expected.centre, abs=1e-6)
     assert f"fitted on {len(judged)} judgements" in out.getvalue()
+    assert "ensemble" in out.getvalue() and "top 50" not in out.getvalue()
+
+
+def test_feedback_only_from_the_top_is_held_near_the_prior(
+    encoder, library, photos, tmp_path: Path, monkeypatch
+):
+    import gallery_app.tune as tune
+
+    monkeypatch.setattr(tune, "FEEDBACK_TOP_RANKS", 3)  # 10 photos: ranks 1-3 are "the top"
+    searcher = Searcher(library, encoder)
+    rows = ["path,query,relevant"]
+    for query in ("dog", "snow"):
+        best = searcher.search(query, top_k=3).rank(model_preset(0, 0), top_k=3)
+        rows += [f"{r.path},{query},{1 if n < 2 else 0}" for n, r in enumerate(best)]
+    top = tmp_path / "top.csv"
+    top.write_text("\n".join(rows) + "\n")
+    tuner, out, err = make_tuner(encoder, library)
+    assert drive(tuner, f"feedback {top}\n") == 0, err.getvalue()
+    assert "All judged photos are in the top 3" in out.getvalue()
+    assert "lower down" in out.getvalue()
+    held = tuner.pending[0]
+
+    # The same judgements plus one photo from the bottom: no longer only the top.
+    worst = searcher.search("dog", top_k=None).rank(model_preset(0, 0), top_k=None)[-1]
+    spread = tmp_path / "spread.csv"
+    spread.write_text(top.read_text() + f"{worst.path},dog,0\n")
+    free, out2, _ = make_tuner(encoder, library)
+    assert drive(free, f"feedback {spread}\n") == 0
+    assert "All judged photos" not in out2.getvalue()
+    assert "rank 1 to 10" in out2.getvalue()
+
+    # Held: T and c stay closer to the model prior than an unheld fit of the same pairs.
+    prior = model_preset(encoder.logit_scale, encoder.logit_bias)
+    loose = fit_calibration(*_pairs(tuner, top), prior=prior).calibration
+
+    def distance(fit):  # from the prior, in the prior's own units (log T, logit at c)
+        return np.hypot(
+            np.log(fit.temperature / prior.temperature),
+            prior.temperature * (fit.centre - prior.centre),
+        )
+
+    assert distance(held) < 0.9 * distance(loose)
+
+
+def _pairs(tuner, csv_path):
+    """(raw, relevant) as the tuner computes them, for a fit without the stronger prior."""
+    judgements = read_feedback(csv_path)
+    images = encode_files(tuner.encoder, sorted({j.path for j in judgements}))
+    row_of = {p: i for i, p in enumerate(images.paths)}
+    raw = []
+    for j in judgements:
+        value, _ = tuner._ranked_raw(j.query, images, [row_of[j.path]], 0)
+        raw.append(float(value[0]))
+    return np.array(raw), np.array([j.relevant for j in judgements])
 
 
 def test_feedback_skips_unreadable_photos(encoder, library, photos, tmp_path: Path):

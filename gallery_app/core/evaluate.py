@@ -16,8 +16,8 @@ from gallery_app.core.calibrate import Calibration
 from gallery_app.core.errors import ConfigError
 from gallery_app.core.expansion import Expander
 from gallery_app.core.imaging import is_image_file
-from gallery_app.core.probes import ImageVectors, PromptEncoder, prompt_variants
-from gallery_app.core.search import SearchHits
+from gallery_app.core.probes import ImageVectors, PromptEncoder
+from gallery_app.core.search import ENSEMBLE, MAX, hits_from_vectors, prompt_variants
 
 RANK_KS = (1, 5, 10)
 CALIBRATION_BINS = 10
@@ -202,11 +202,17 @@ class QueryQuality:
     first_relevant_rank: int  # 1-based
 
 
+# The ways of searching eval compares: the query as typed, the ensemble of it and its
+# synonyms (the default), and the max over the variants (search --aggregate max).
+QUERY_ONLY = "query_only"
+EVAL_MODES = (QUERY_ONLY, ENSEMBLE, MAX)
+
+
 @dataclass(frozen=True)
 class ModeQuality:
-    """Quality of one way of searching (with or without expansion) over all labels."""
+    """Quality of one way of searching (see EVAL_MODES) over all labels."""
 
-    expand: bool
+    mode: str
     hit: dict[int, float]  # k -> share of queries with a relevant photo in their top k
     recall: dict[int, float]  # k -> mean over queries of the share of relevant in the top k
     mean_average_precision: float
@@ -216,9 +222,14 @@ class ModeQuality:
     expected_calibration_error: float
     best_f1: ScoreCut | None
 
+    @property
+    def expand(self) -> bool:
+        return self.mode != QUERY_ONLY
+
     def to_json(self) -> dict[str, Any]:
         best = self.best_f1
         return {
+            "mode": self.mode,
             "expand": self.expand,
             **{f"hit_at_{k}": _finite_or_none(v) for k, v in self.hit.items()},
             **{f"recall_at_{k}": _finite_or_none(v) for k, v in self.recall.items()},
@@ -252,7 +263,7 @@ class ModeQuality:
 class EvalReport:
     labelled: LabelledSet
     calibration: Calibration
-    modes: tuple[ModeQuality, ...]  # without expansion first
+    modes: tuple[ModeQuality, ...]  # in EVAL_MODES order: query only, ensemble, max
     failures: tuple[tuple[str, str], ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -272,10 +283,7 @@ class EvalReport:
             "preset": self.calibration.preset,
             "temperature": self.calibration.temperature,
             "centre": self.calibration.centre,
-            **{
-                ("with_expansion" if mode.expand else "without_expansion"): mode.to_json()
-                for mode in self.modes
-            },
+            **{mode.mode: mode.to_json() for mode in self.modes},
             "failed": [{"path": path, "reason": reason} for path, reason in self.failures],
         }
 
@@ -288,15 +296,16 @@ def evaluate(
     calibration: Calibration,
     ks: Sequence[int] = RANK_KS,
 ) -> EvalReport:
-    """Rank every photo for every label's query, as search does (best weight x score over the
-    variants), without and with expansion; photos that failed to encode are left out."""
+    """Rank every photo for every label's query as search does, three ways (EVAL_MODES): the
+    query as typed, the ensemble (default) and the max over variants; photos that failed to
+    encode are left out."""
     if len(images.paths) == 0:
         raise ConfigError(f"None of the photos in {labelled.root} could be read.")
     label_of_path = dict(zip(labelled.paths, labelled.label_index, strict=True))
     label_of = np.array([label_of_path[p] for p in images.paths])
     image_ids = np.arange(len(images.paths), dtype=np.int64)
     modes = []
-    for expand in (False, True):
+    for mode in EVAL_MODES:
         per_query = []
         hits_at: dict[int, list[float]] = {k: [] for k in ks}
         recalls: dict[int, list[float]] = {k: [] for k in ks}
@@ -306,10 +315,17 @@ def evaluate(
             relevant = label_of == label
             if not relevant.any():  # every photo of this label failed to decode
                 continue
-            variants = prompt_variants(encoder, query, expander if expand else None)
-            text = encoder.encode_prompts([v.prompt for v in variants])
-            raw = (images.vectors @ text.T).astype(np.float32)
-            hits = SearchHits(query, variants, image_ids, images.paths, raw)
+            variants = prompt_variants(encoder, query, None if mode == QUERY_ONLY else expander)
+            text = encoder.encode_prompts([v.prompt or "" for v in variants])
+            hits = hits_from_vectors(
+                query,
+                variants,
+                text,
+                image_ids,
+                images.paths,
+                images.vectors,
+                MAX if mode == MAX else ENSEMBLE,
+            )
             ranked = hits.rank(calibration, top_k=None)
             order = np.array([r.image_id for r in ranked])
             ranked_scores = np.array([r.score for r in ranked])
@@ -335,7 +351,7 @@ def evaluate(
         relevant_pairs = np.concatenate(pair_relevant)
         modes.append(
             ModeQuality(
-                expand=expand,
+                mode=mode,
                 hit={k: float(np.mean(v)) for k, v in hits_at.items()},
                 recall={k: float(np.mean(v)) for k, v in recalls.items()},
                 mean_average_precision=float(np.mean([q.average_precision for q in per_query])),

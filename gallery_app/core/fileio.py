@@ -138,19 +138,22 @@ def disk_full(folder: Path, what: str) -> DiskFull:
     )
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words ("a named pipe", "a folder"): the one
+    wording used by the library files, the JSON loader, the image decoder and the CLI."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
 def not_regular_message(path: Path, mode: int) -> str:
-    kind = (
-        "a FIFO (named pipe)"
-        if stat.S_ISFIFO(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a folder"
-        if stat.S_ISDIR(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "not a regular file"
-    )
     return (
-        f"{path} is {kind}, not a regular file, so gallery-app will not open it (reading it "
-        "could hang or fill memory). Move it out of the library folder and try again."
+        f"{path} is {file_kind(mode)}, not a regular file, so gallery-app will not open it "
+        "(reading it could hang or fill memory). Move it out of the library folder and try again."
     )

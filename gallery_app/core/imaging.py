@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from gallery_app.core.fileio import file_kind
+
 # A photo with a damaged EXIF block is still a photo: Pillow warns and reads what it can, and
 # we index it without a date. The warning names no file and nobody can act on it, so it is
 # silenced here once (catch_warnings is not thread-safe, and decoding runs in a pool).
@@ -112,17 +114,7 @@ def open_regular_file(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, 
 def _require_regular(info: os.stat_result) -> None:
     if stat.S_ISREG(info.st_mode):
         return
-    kind = (
-        "a folder"
-        if stat.S_ISDIR(info.st_mode)
-        else "a named pipe"
-        if stat.S_ISFIFO(info.st_mode)
-        else "a socket"
-        if stat.S_ISSOCK(info.st_mode)
-        else "a device"
-        if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
-        else "not a regular file"
-    )
+    kind = file_kind(info.st_mode)
     raise DecodeError(f"not a regular file ({kind}); only photo files are read", unreadable=True)
 
 

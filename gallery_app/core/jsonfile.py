@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from gallery_app.core.errors import ConfigError, GalleryError, NotRegularFile, describe_os_error
-from gallery_app.core.fileio import open_regular
+from gallery_app.core.fileio import file_kind, open_regular
 
 # Far above any settings or expansions file a person writes (the built-in dictionary is
 # ~100 KiB), far below what would strain memory.
@@ -128,19 +127,6 @@ def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise ValueError(f"a number has {len(text)} digits, more than {MAX_INT_DIGITS}")
     return int(text)
-
-
-def file_kind(mode: int) -> str:
-    """What a file that is not a regular one is, in words: \"a named pipe\", \"a folder\"."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a plain file"
 
 
 def _short(exc: BaseException) -> str:

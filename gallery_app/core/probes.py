@@ -10,10 +10,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.expansion import Expander, Variant
 from gallery_app.core.imaging import DecodeError, decode
 from gallery_app.core.library import Library
-from gallery_app.core.search import PromptVariant
 
 # Everyday concepts that most personal photo libraries hold a few of: if none of them matches
 # any photo, suspect the pipeline before the photos.
@@ -105,20 +103,6 @@ def sample_library(library: Library, count: int | None = DEFAULT_SAMPLE_SIZE) ->
     found_ids, vectors = library.catalog.vectors(ids=ids)
     info = library.catalog.images(found_ids.tolist())
     return ImageVectors(tuple(info[int(i)].path for i in found_ids), vectors)
-
-
-def prompt_variants(
-    encoder: PromptEncoder, query: str, expander: Expander | None
-) -> tuple[PromptVariant, ...]:
-    """What `Searcher.variants` gives: the query alone when expander is None."""
-    expanded = (
-        expander.expand(query) if expander else [Variant(" ".join(query.lower().split()), 1.0)]
-    )
-    return tuple(
-        PromptVariant(v.text, encoder.prompt(v.text), v.weight, v.source)
-        for v in expanded
-        if v.text
-    )
 
 
 def probe_raw(

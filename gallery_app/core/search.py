@@ -1,4 +1,4 @@
-"""Search: expand -> encode (cached) -> knn -> exact cosines -> calibrate -> aggregate -> rank."""
+"""Search: expand -> encode (cached) -> ensemble -> exact scan (or knn + exact re-rank) -> rank."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,7 @@ from gallery_app.core.calibrate import Calibration
 from gallery_app.core.expansion import Expander, Variant, pluralize
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.library import Library
+from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
 
 DEFAULT_TOP_K = 20
 MIN_CANDIDATES = 100
@@ -26,6 +27,13 @@ TEXT_CACHE_SIZE = 1024
 # within 5% of the best and holds a search back at most ~280 ms (fp32), ~90 ms (int8).
 PRECOMPUTE_BATCH = 4
 _STORE_CHUNK = 500  # prompts per SQLite IN (...) lookup
+
+# How the variants of a query become one score per photo.
+ENSEMBLE = "ensemble"  # one text vector e = normalize(sum of weight x unit text vector)
+MAX = "max"  # the best weight x score over the variants: an OR, which can only raise scores
+AGGREGATES = (ENSEMBLE, MAX)
+# Variant kinds: the query as typed, its synonyms (both go into the ensemble), broader terms.
+QUERY, SYNONYM, BROADER = "query", "synonym", "broader"
 
 
 class TextEncoder(Protocol):
@@ -38,34 +46,131 @@ class TextEncoder(Protocol):
 
 @dataclass(frozen=True)
 class PromptVariant:
-    """A variant of the query and the exact string the tokenizer was given for it."""
+    """A variant of the query and the exact string the tokenizer was given for it.
+
+    kind is "query", "synonym" or "broader"; "" means unknown, read from the weight (see
+    `variant_kind`). A column that scores the ensemble itself has kind "ensemble" and no
+    prompt of its own.
+    """
 
     text: str
-    prompt: str
+    prompt: str | None
     weight: float
     source: str | None = None
+    kind: str = ""
+
+
+def variant_kind(variant: PromptVariant | Variant) -> str:
+    """The kind a variant says it is; without one (a PromptVariant built by hand), the query
+    as typed is the one without a source, a full-weight alternative a synonym, a lighter one
+    broader."""
+    kind = getattr(variant, "kind", "") or ""
+    if kind:
+        return str(kind)
+    if variant.source is None:
+        return QUERY
+    return SYNONYM if variant.weight >= 1.0 else BROADER
+
+
+def prompt_variants(
+    encoder: TextEncoder | Any,
+    query: str,
+    expander: Expander | None,
+    broader: bool = False,
+) -> tuple[PromptVariant, ...]:
+    """The query's variants with their prompts: the query alone when expander is None, broader
+    terms only when asked for. The one place a query becomes variants (search, tune, eval)."""
+    if expander is None:
+        expanded = [Variant(" ".join(query.lower().split()), 1.0)]
+    else:
+        expanded = expander.expand(query, broader=broader)
+    out = []
+    for v in expanded:
+        if not v.text:
+            continue
+        kind = variant_kind(v)
+        if kind == BROADER and not broader:
+            continue
+        out.append(PromptVariant(v.text, encoder.prompt(v.text), v.weight, v.source, kind))
+    return tuple(out)
+
+
+def ensemble_vector(
+    text: npt.NDArray[np.float32], weights: Sequence[float]
+) -> npt.NDArray[np.float32]:
+    """e = normalize(sum_i w_i t_i) of unit text vectors t_i; one vector is itself, unchanged,
+    so that a single prompt's score stays exactly the model's sigmoid(logits_per_image)."""
+    if len(text) == 1:
+        return np.asarray(text[0], dtype=np.float32)
+    total = (np.asarray(weights, dtype=np.float64)[:, None] * text.astype(np.float64)).sum(axis=0)
+    norm = float(np.linalg.norm(total))
+    if not norm > 0:
+        raise ValueError("the weighted variants cancel out: no ensemble direction")
+    return (total / norm).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class SearchResult:
     image_id: int
     path: str
-    score: float  # weight x calibrated score of the winning variant: what the ranking uses
-    raw: float  # cosine of the winning variant
-    variant: str
-    prompt: str
+    score: float  # weight x calibrated score of the winning column: what the ranking uses
+    raw: float  # cosine of the winning column: cos(image, e) when the ensemble wins
+    variant: str  # the winning column's text ("ensemble" when it is the ensemble)
+    prompt: str | None  # None for the ensemble, which has no single prompt
     weight: float
+    position: int = -1  # row in SearchHits (for SearchHits.variant_cosines)
 
 
-@dataclass(frozen=True)
+class CosineSource(Protocol):
+    def __call__(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, eq=False)
 class SearchHits:
-    """What a search found, before calibration: re-ranking under a new T or c needs no model."""
+    """What a search found, before calibration: re-ranking under a new T or c needs no model.
+
+    `variants` are the columns of `raw`, what the ranking takes the best of (weight x score).
+    With aggregate "ensemble" the first column is the ensemble vector e itself (kind
+    "ensemble"; the variant itself when there is one), `members` are the variants averaged
+    into it, and any further columns are broader terms asked for; with "max" each column is
+    one variant. `variant_cosines` gives each listed variant's own cosine (members, then
+    broader terms) for any result.
+    """
 
     query: str
     variants: tuple[PromptVariant, ...]
     image_ids: npt.NDArray[np.int64]
     paths: tuple[str, ...]
-    raw: npt.NDArray[np.float32]  # exact cosines, shape (n_images, n_variants)
+    raw: npt.NDArray[np.float32]  # exact cosines, shape (n_images, len(variants))
+    aggregate: str = MAX
+    members: tuple[PromptVariant, ...] = ()
+    per_variant: CosineSource | None = None  # own cosines of `listed`, by position
+    complete: bool = True  # every photo of the library is here (not only top-k candidates)
+
+    @property
+    def listed(self) -> tuple[PromptVariant, ...]:
+        """Every variant encoded for this search: the ensemble's members, then the rest."""
+        if self.aggregate != ENSEMBLE:
+            return self.variants
+        return self.members + tuple(v for v in self.variants if v.kind == BROADER)
+
+    @property
+    def broader(self) -> tuple[PromptVariant, ...]:
+        return tuple(v for v in self.listed if v.kind == BROADER)
+
+    def variant_cosines(self, positions: npt.ArrayLike | None = None) -> npt.NDArray[np.float32]:
+        """Each listed variant's own cosine, shape (len(positions), len(listed)); positions
+        are rows of these hits (SearchResult.position), all rows when None."""
+        where = (
+            np.arange(len(self.image_ids), dtype=np.intp)
+            if positions is None
+            else np.asarray(positions, dtype=np.intp).ravel()
+        )
+        if self.aggregate != ENSEMBLE:
+            return np.asarray(self.raw[where], dtype=np.float32)
+        if self.per_variant is None:
+            raise ValueError("these hits carry no per-variant cosines")
+        return self.per_variant(where)
 
     def rank(
         self,
@@ -73,21 +178,34 @@ class SearchHits:
         top_k: int | None = DEFAULT_TOP_K,
         min_score: float | None = None,
     ) -> list[SearchResult]:
+        """Results by score (ties: higher raw, then lower image id), at most top_k, each with
+        a score >= min_score; exact over the photos these hits hold."""
         if len(self.image_ids) == 0 or not self.variants:
             return []
         weights = np.array([v.weight for v in self.variants], dtype=np.float64)
         weighted = calibration.score(self.raw) * weights[None, :]
-        best = np.argmax(weighted, axis=1)
+        # The winner is the best weight x score; among columns tied there (a saturated
+        # sigmoid), the one with the highest cosine. That keeps the top k of each column a
+        # superset of the top k overall (see _top_rows), ties included.
+        tied = weighted == weighted.max(axis=1, keepdims=True)
+        best = np.argmax(np.where(tied, self.raw, -np.inf), axis=1)
         rows = np.arange(len(self.image_ids))
         score = weighted[rows, best]
         raw = self.raw[rows, best]
-        order = np.lexsort((-raw, -score))  # by score, then by raw cosine
+        candidates = rows
         if min_score is not None:
-            order = order[score[order] >= min_score]
+            candidates = candidates[score[candidates] >= min_score]
+        if top_k is not None and top_k < len(candidates):
+            # Everything tied with the k-th score stays in, so the tie order below decides.
+            kth = np.partition(-score[candidates], top_k - 1)[top_k - 1]
+            candidates = candidates[-score[candidates] <= kth]
+        order = candidates[
+            np.lexsort((self.image_ids[candidates], -raw[candidates], -score[candidates]))
+        ]
         if top_k is not None:
             order = order[:top_k]
         results = []
-        for i in order:
+        for i in order.tolist():
             variant = self.variants[best[i]]
             results.append(
                 SearchResult(
@@ -98,9 +216,90 @@ class SearchHits:
                     variant=variant.text,
                     prompt=variant.prompt,
                     weight=variant.weight,
+                    position=i,
                 )
             )
         return results
+
+
+ENSEMBLE_COLUMN = PromptVariant(ENSEMBLE, None, 1.0, None, ENSEMBLE)
+
+
+def columns_of(
+    variants: Sequence[PromptVariant], aggregate: str
+) -> tuple[tuple[PromptVariant, ...], tuple[PromptVariant, ...]]:
+    """(columns scored, ensemble members): with "ensemble", the ensemble of the query and its
+    synonyms, then broader terms as columns of their own; with "max", every variant."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+    if aggregate == MAX:
+        return tuple(variants), ()
+    members = tuple(v for v in variants if v.kind != BROADER)
+    # One member is its own ensemble (e = t): the column is that variant, prompt and all.
+    first = members[0] if len(members) == 1 else ENSEMBLE_COLUMN
+    return (first, *(v for v in variants if v.kind == BROADER)), members
+
+
+def scored_columns(
+    variants: Sequence[PromptVariant], text: npt.NDArray[np.float32], aggregate: str
+) -> tuple[tuple[PromptVariant, ...], tuple[PromptVariant, ...], npt.NDArray[np.float32]]:
+    """columns_of, with the columns' text vectors (the first being e for "ensemble")."""
+    columns, members = columns_of(variants, aggregate)
+    if aggregate == MAX:
+        return columns, members, np.asarray(text, dtype=np.float32)
+    in_e = [i for i, v in enumerate(variants) if v.kind != BROADER]
+    rest = [i for i, v in enumerate(variants) if v.kind == BROADER]
+    e = ensemble_vector(text[in_e], [variants[i].weight for i in in_e])
+    return columns, members, np.vstack([e[None, :], text[rest]]).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class _OwnCosines:
+    """Each listed variant's own cosine for rows of the hits, computed when asked (one scan
+    per search is the ensemble's; these are for the few results a panel shows)."""
+
+    matrix: npt.NDArray[np.floating]  # never written again (a snapshot's, or the caller's)
+    rows: npt.NDArray[np.intp]  # matrix row of each hit position
+    text: npt.NDArray[np.float32]  # (len(listed), dim)
+
+    def __call__(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+        return matrix_cosines(self.matrix, self.text, self.rows[positions])
+
+
+def _listed_text(
+    variants: Sequence[PromptVariant], text: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Text vectors in `SearchHits.listed` order: ensemble members, then broader terms."""
+    order = [i for i, v in enumerate(variants) if v.kind != BROADER]
+    order += [i for i, v in enumerate(variants) if v.kind == BROADER]
+    return np.asarray(text[order], dtype=np.float32)
+
+
+def hits_from_vectors(
+    query: str,
+    variants: Sequence[PromptVariant],
+    text: npt.NDArray[np.float32],
+    image_ids: npt.ArrayLike,
+    paths: Sequence[str],
+    image_vectors: npt.NDArray[np.floating],
+    aggregate: str = ENSEMBLE,
+) -> SearchHits:
+    """Hits over every given photo (unit vectors), computed as a search computes them: for
+    tools that score photos outside a library (tune against an image, eval)."""
+    columns, members, column_text = scored_columns(variants, text, aggregate)
+    rows = np.arange(len(image_vectors), dtype=np.intp)
+    return SearchHits(
+        query,
+        columns,
+        np.asarray(image_ids, dtype=np.int64),
+        tuple(paths),
+        matrix_cosines(image_vectors, column_text),
+        aggregate,
+        members,
+        _OwnCosines(image_vectors, rows, _listed_text(variants, text))
+        if aggregate == ENSEMBLE
+        else None,
+    )
 
 
 class Searcher:
@@ -123,25 +322,31 @@ class Searcher:
         self._foreground = 0
         self._foreground_done = threading.Condition()
 
-    def variants(self, query: str, expand: bool = True) -> tuple[PromptVariant, ...]:
-        expanded = (
-            self.expander.expand(query)
-            if expand
-            else [Variant(" ".join(query.lower().split()), 1.0)]
-        )
-        return tuple(
-            PromptVariant(v.text, self.encoder.prompt(v.text), v.weight, v.source)
-            for v in expanded
-            if v.text
-        )
+    def variants(
+        self, query: str, expand: bool = True, broader: bool = False
+    ) -> tuple[PromptVariant, ...]:
+        """The query's variants: with expand, its synonyms; with broader, broader terms too."""
+        return prompt_variants(self.encoder, query, self.expander if expand else None, broader)
 
     def search(
-        self, query: str, top_k: int | None = DEFAULT_TOP_K, expand: bool = True
+        self,
+        query: str,
+        top_k: int | None = DEFAULT_TOP_K,
+        expand: bool = True,
+        aggregate: str = ENSEMBLE,
+        broader: bool = False,
     ) -> SearchHits:
-        return self._search(query, self.variants(query, expand), top_k)
+        """Hits that hold the exact top_k for any calibration (every photo when top_k is None,
+        which `rank(min_score=...)` needs to return every photo above a score)."""
+        return self._search(query, self.variants(query, expand, broader), top_k, aggregate)
 
     def search_progressive(
-        self, query: str, top_k: int | None = DEFAULT_TOP_K, expand: bool = True
+        self,
+        query: str,
+        top_k: int | None = DEFAULT_TOP_K,
+        expand: bool = True,
+        aggregate: str = ENSEMBLE,
+        broader: bool = False,
     ) -> Iterator[SearchHits]:
         """The query as typed first, then the expanded search that refines it.
 
@@ -150,10 +355,10 @@ class Searcher:
         every prompt is cached already it yields only the expanded hits. The last hits
         yielded are the complete answer. Run it off the GUI thread: each step may encode.
         """
-        variants = self.variants(query, expand)
-        if len(variants) > 1 and not self.is_cached([v.prompt for v in variants]):
-            yield self._search(query, variants[:1], top_k)
-        yield self._search(query, variants, top_k)
+        variants = self.variants(query, expand, broader)
+        if len(variants) > 1 and not self.is_cached([_prompt(v) for v in variants]):
+            yield self._search(query, variants[:1], top_k, aggregate)
+        yield self._search(query, variants, top_k, aggregate)
 
     def is_cached(self, prompts: Sequence[str]) -> bool:
         """True when every prompt's vector is in memory or in the persistent store."""
@@ -170,8 +375,8 @@ class Searcher:
                 words[pluralize(member)] = None
         prompts: dict[str, None] = {}
         for word in words:  # broader terms too: the broader option must not need the model
-            for variant in self.expander.expand(word, broader=True):
-                prompts[self.encoder.prompt(variant.text)] = None
+            for variant in self.variants(word, broader=True):
+                prompts[_prompt(variant)] = None
         return list(prompts)
 
     def precompute_dictionary(
@@ -217,28 +422,57 @@ class Searcher:
         return found
 
     def _search(
-        self, query: str, variants: tuple[PromptVariant, ...], top_k: int | None
+        self,
+        query: str,
+        variants: tuple[PromptVariant, ...],
+        top_k: int | None,
+        aggregate: str,
     ) -> SearchHits:
-        empty = SearchHits(query, variants, np.zeros(0, np.int64), (), np.zeros((0, 0), np.float32))
-        index = self.library.index
-        if not variants or len(index) == 0:
-            return empty
-        text = self.text_vectors([v.prompt for v in variants])
-        pool = max(MIN_CANDIDATES, 2 * (top_k or len(index)))
-        labels, _ = index.query(text, pool)
-        candidates = np.unique(labels[labels >= 0]).tolist()
-        info = self.library.catalog.images(candidates)
-        # Vectors come from the catalog: ~12x faster than hnswlib's get_items (~40 us a label,
-        # most of a warm search's time) and the catalog is the source of truth anyway.
-        vector_ids, vectors = self.library.catalog.vectors(ids=candidates)
-        row_of = {int(i): row for row, i in enumerate(vector_ids.tolist())}
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+        snapshot = vector_store(self.library.catalog).snapshot()
+        if not variants or len(snapshot) == 0:
+            columns, members = columns_of(variants, aggregate) if variants else ((), ())
+            nothing = np.zeros((0, len(columns)), np.float32)
+            return SearchHits(
+                query, columns, np.zeros(0, np.int64), (), nothing, aggregate, members
+            )
+        text = self.text_vectors([_prompt(v) for v in variants])
+        columns, members, column_text = scored_columns(variants, text, aggregate)
+        complete = top_k is None or top_k >= len(snapshot)
+        if complete:
+            positions = np.arange(len(snapshot), dtype=np.intp)
+            raw = snapshot.cosines(column_text)
+        elif len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0:
+            scan = snapshot.cosines(column_text)
+            positions = _top_rows(scan, int(top_k or 0))
+            raw = scan[positions]
+        else:
+            positions = self._graph_candidates(snapshot, column_text, int(top_k or 0))
+            raw = snapshot.cosines(column_text, positions)
+        return SearchHits(
+            query,
+            columns,
+            snapshot.ids[positions],
+            tuple(snapshot.paths[positions].tolist()),
+            raw,
+            aggregate,
+            members,
+            _OwnCosines(snapshot.matrix, snapshot.rows[positions], _listed_text(variants, text))
+            if aggregate == ENSEMBLE
+            else None,
+            complete,
+        )
+
+    def _graph_candidates(
+        self, snapshot: VectorSnapshot, column_text: npt.NDArray[np.float32], top_k: int
+    ) -> npt.NDArray[np.intp]:
+        """Beyond EXACT_SCAN_MAX: hnswlib's nearest photos of each column (identical vectors
+        are one graph node, expanded here), to be re-ranked exactly by the caller."""
+        labels, _ = self.library.index.query(column_text, max(MIN_CANDIDATES, top_k))
+        candidates = np.unique(labels[labels >= 0])
         # An id the index returned but the catalog no longer has is a half-removed entry: skip.
-        kept = np.array([i for i in candidates if i in info and i in row_of], dtype=np.int64)
-        if len(kept) == 0:
-            return empty
-        image_vectors = vectors[[row_of[int(i)] for i in kept]]
-        raw = (image_vectors @ text.T).astype(np.float32)  # exact cosines for every variant
-        return SearchHits(query, variants, kept, tuple(info[int(i)].path for i in kept), raw)
+        return snapshot.positions_of(candidates)
 
     def text_vectors(self, prompts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Memory LRU, then the library's persistent cache, then one batch through the model."""
@@ -273,3 +507,22 @@ class Searcher:
             with self._foreground_done:
                 self._foreground -= 1
                 self._foreground_done.notify_all()
+
+
+def _prompt(variant: PromptVariant) -> str:
+    if variant.prompt is None:
+        raise ValueError(f"{variant.text!r} has no prompt to encode")
+    return variant.prompt
+
+
+def _top_rows(scan: npt.NDArray[np.float32], top_k: int) -> npt.NDArray[np.intp]:
+    """Rows holding each column's top_k cosines, ties at the k-th included: a superset of
+    the top_k under max over columns of weight x sigmoid(T (cos - c)), for every T > 0 and c
+    (a photo in that top k wins with some column, where at most k - 1 photos beat it)."""
+    if top_k >= len(scan):
+        return np.arange(len(scan), dtype=np.intp)
+    keep = np.zeros(len(scan), dtype=bool)
+    for column in scan.T:
+        kth = np.partition(-column, top_k - 1)[top_k - 1]
+        keep |= -column <= kth
+    return np.flatnonzero(keep).astype(np.intp)

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEARCH_POOL = 500
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -194,26 +192,32 @@ class ListLibraryTask(Task):
 
 
 class SearchTask(Task):
-    """Progressive: the query as typed is answered first, the expanded search refines it."""
+    """Progressive: the query as typed is answered first, the expanded search refines it.
+
+    Exact over the whole library (top_k=None): "Hide below" and every count are the truth,
+    not a cut of a candidate pool."""
 
     title = "Search"
     answered = Signal(int, object, bool)  # request id, SearchHits, final (complete) answer
 
-    def __init__(self, searcher: Searcher, request_id: int, query: str, expand: bool) -> None:
+    def __init__(
+        self, searcher: Searcher, request_id: int, query: str, expand: bool, aggregate: str
+    ) -> None:
         super().__init__()
         self.searcher = searcher
         self.request_id = request_id
         self.query = query
         self.expand = expand
+        self.aggregate = aggregate
 
     def work(self) -> None:
         wanted = len(self.searcher.variants(self.query, self.expand))
         for hits in self.searcher.search_progressive(
-            self.query, top_k=SEARCH_POOL, expand=self.expand
+            self.query, top_k=None, expand=self.expand, aggregate=self.aggregate
         ):
             if self.cancelled:  # a newer search was asked for: skip the expensive next step
                 return
-            self.answered.emit(self.request_id, hits, len(hits.variants) == wanted)
+            self.answered.emit(self.request_id, hits, len(hits.listed) == wanted)
 
 
 class IndexTask(Task):

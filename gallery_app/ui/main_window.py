@@ -120,6 +120,9 @@ class MainWindow(QMainWindow):
         panel.clear_requested.connect(search.clear)
         panel.show_all_toggled.connect(search.set_show_all)
         panel.expand_box.toggled.connect(self.settings.set_expand)
+        panel.set_aggregate(str(self.ui_state.value("aggregate", search.aggregate)))
+        search.aggregate = panel.aggregate()
+        panel.aggregate_changed.connect(search.set_aggregate)
         panel.model_chosen.connect(model.start)
         panel.retry_requested.connect(lambda: self.model.start())
         panel.viewer.describe = search.describe
@@ -240,4 +243,5 @@ class MainWindow(QMainWindow):
         if problem:
             log.warning("%s", problem)
         window_state.save(self, self.splitter, self.ui_state)
+        self.ui_state.set_value("aggregate", self.search.aggregate)
         super().closeEvent(event)

@@ -8,6 +8,7 @@ from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gallery_app.core.search import ENSEMBLE, MAX
 from gallery_app.ui import file_actions, wording
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.search_controller import ResultSummary
@@ -38,6 +40,7 @@ class ResultsPanel(QWidget):
     model_chosen = Signal(str)  # a model folder the user picked
     retry_requested = Signal()
     thumbnail_size_changed = Signal(int)
+    aggregate_changed = Signal(str)  # ENSEMBLE or MAX
 
     def __init__(self, grid_model: GridModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,9 +59,24 @@ class ResultsPanel(QWidget):
         self.expand_box.setToolTip(
             "Also search with other words for the same thing (dog → puppy, canine)"
         )
+        self.aggregate_box = QComboBox()
+        self.aggregate_box.addItem("Average", ENSEMBLE)
+        self.aggregate_box.addItem("Best word (OR)", MAX)
+        self.aggregate_box.setToolTip(
+            "How your words and their synonyms make one score.\n"
+            "Average (recommended): one search for what the words have in common; the score "
+            "stays the model's probability.\n"
+            "Best word (OR): each photo's best single word; scores only go up, so more "
+            "photos look like matches."
+        )
+        self.expand_box.toggled.connect(self.aggregate_box.setEnabled)
+        self.aggregate_box.currentIndexChanged.connect(
+            lambda i: self.aggregate_changed.emit(self.aggregate_box.itemData(i))
+        )
         self.search_row = QHBoxLayout()
         self.search_row.addWidget(self.search_box, 1)
         self.search_row.addWidget(self.expand_box)
+        self.search_row.addWidget(self.aggregate_box)
 
         self.banner = QFrame()
         self.banner.setObjectName("banner")
@@ -136,6 +154,14 @@ class ResultsPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Choose a SigLIP model folder")
         if folder:
             self.model_chosen.emit(folder)
+
+    def aggregate(self) -> str:
+        return str(self.aggregate_box.currentData())
+
+    def set_aggregate(self, aggregate: str) -> None:
+        index = self.aggregate_box.findData(aggregate)
+        if index >= 0:
+            self.aggregate_box.setCurrentIndex(index)
 
     # -- search box ---------------------------------------------------------------------------
     def submit(self) -> None:

@@ -16,7 +16,13 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gallery_app.core.calibrate import Calibration
-from gallery_app.core.search import Searcher, SearchHits, SearchResult
+from gallery_app.core.search import (
+    AGGREGATES,
+    ENSEMBLE,
+    Searcher,
+    SearchHits,
+    SearchResult,
+)
 from gallery_app.ui import wording
 from gallery_app.ui.engine import PrecomputeTask, SearchTask
 from gallery_app.ui.grid_model import GridItem, GridModel
@@ -71,11 +77,12 @@ class SearchController(QObject):
         self.hits: SearchHits | None = None
         self.results: list[SearchResult] = []  # every result at or above "Hide below"
         self.show_all = False  # also the photos below the "possible" band
+        self.aggregate = ENSEMBLE  # how a query's words become one score (or MAX: an OR)
         self.latest_request = 0
         self.model_state = "loading"  # loading | failed: what to say when no searcher is there
         self._task: SearchTask | None = None
         self._complete = True  # the answer shown is the final (expanded) one
-        self._pending: tuple[int, str, bool] | None = None
+        self._pending: tuple[int, str, bool, str] | None = None
         self._library_items: list[GridItem] = []
         self._mtime_by_id: dict[int, int] = {}  # thumbnails are keyed by (path, mtime)
         calibration.changed.connect(self.recalibrate)
@@ -128,7 +135,7 @@ class SearchController(QObject):
             return
         self.latest_request += 1
         self.status.emit(f"Searching “{query}”…")
-        self._pending = (self.latest_request, query, self.settings.expand)
+        self._pending = (self.latest_request, query, self.settings.expand, self.aggregate)
         if self._task is not None:
             self._task.cancel()  # it stops before its next step; the pending one follows
         else:
@@ -152,6 +159,13 @@ class SearchController(QObject):
         self.grid_model.set_items(self._library_items)
         self.cleared.emit()
 
+    def set_aggregate(self, aggregate: str) -> None:
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {aggregate!r}")
+        if aggregate != self.aggregate:
+            self.aggregate = aggregate
+            self.search_again()
+
     def set_show_all(self, on: bool) -> None:
         if on != self.show_all:
             self.show_all = on
@@ -161,9 +175,9 @@ class SearchController(QObject):
     def _start_pending(self) -> None:
         if self._pending is None or self.searcher is None or self.runner.closed:
             return
-        request_id, query, expand = self._pending
+        request_id, query, expand, aggregate = self._pending
         self._pending = None
-        task = SearchTask(self.searcher, request_id, query, expand)
+        task = SearchTask(self.searcher, request_id, query, expand, aggregate)
         task.answered.connect(self._on_answered)
         task.done.connect(self._on_task_done)
         self._task = task
@@ -245,15 +259,21 @@ class SearchController(QObject):
             f"<small>{wording.SCORE_MEANING}</small>",
         ]
         if len(rows):
-            raw = hits.raw[rows[0]]
-            scores = calibration.score(raw)
-            lines.append("<small>Per search words (cosine → weight × score):</small>")
-            for variant, cosine, score in zip(hits.variants, raw, scores, strict=True):
+            listed = hits.listed
+            cosines = hits.variant_cosines(rows[:1])[0]
+            scores = calibration.score(cosines)
+            if hits.aggregate == ENSEMBLE and len(listed) > 1:
+                lines.append(
+                    f"<small>All the words together (their average direction): cosine "
+                    f"{item.raw:.3f} → {wording.percent(item.score)}</small>"
+                )
+            lines.append("<small>Each word on its own (cosine → score):</small>")
+            for variant, cosine, score in zip(listed, cosines, scores, strict=True):
                 mark = "<b>" if variant.text == item.variant else ""
                 end = "</b>" if mark else ""
                 lines.append(
                     f"<small>{mark}{html.escape(variant.text)}: {cosine:.3f} → "
-                    f"{variant.weight:g} × {wording.percent(float(score))}{end}</small>"
+                    f"{wording.percent(float(score))}{end}</small>"
                 )
         lines.append(
             f"<small>T = {calibration.temperature:.1f}, c = {calibration.centre:.3f}</small>"

@@ -219,8 +219,9 @@ def test_perfect_vectors_give_perfect_retrieval(tmp_path: Path):
         Expander(),
         Calibration("custom", 10.0, 0.5),
     )
-    plain, expanded = report.modes
-    assert (plain.expand, expanded.expand) == (False, True)
+    plain, ensemble, maximum = report.modes
+    assert (plain.mode, ensemble.mode, maximum.mode) == ("query_only", "ensemble", "max")
+    assert (plain.expand, ensemble.expand, maximum.expand) == (False, True, True)
     assert plain.hit == {1: 1.0, 5: 1.0, 10: 1.0}
     # two relevant photos per query: the first one is half of them
     assert plain.recall == {1: 0.5, 5: 1.0, 10: 1.0}
@@ -234,9 +235,10 @@ def test_perfect_vectors_give_perfect_retrieval(tmp_path: Path):
         {"label": "red_car", "query": "red car", "images": 2},
     ]
     assert data["distractors"] == 1 and data["images"] == 5
-    assert data["without_expansion"]["hit_at_1"] == 1.0
-    assert data["without_expansion"]["recall_at_1"] == 0.5
+    assert data["query_only"]["hit_at_1"] == 1.0
+    assert data["query_only"]["recall_at_1"] == 0.5
     assert data["centre"] == 0.5 and "threshold" not in data
+    assert data["ensemble"]["mode"] == "ensemble" and "max" in data
 
 
 def test_swapped_vectors_give_the_worst_ranking(tmp_path: Path):
@@ -289,10 +291,47 @@ def test_expansion_changes_the_variants_searched(tmp_path: Path):
         Expander(),
         Calibration("custom", 10.0, 0.5),
     )
-    plain, expanded = report.modes
+    plain, ensemble, maximum = report.modes
     assert plain.per_query[0].first_relevant_rank == 2
-    assert expanded.per_query[0].first_relevant_rank == 1
-    assert expanded.mean_average_precision > plain.mean_average_precision
+    assert maximum.per_query[0].first_relevant_rank == 1
+    assert maximum.mean_average_precision > plain.mean_average_precision
+    assert ensemble.mode == "ensemble"
+
+
+def test_the_three_modes_rank_by_their_own_statistic(tmp_path: Path):
+    from gallery_app.core.expansion import Dictionary, Entry
+
+    labelled = labelled_set(tmp_path)  # order: cat 1, cat 2, other, red car 3, red car 4
+    vectors = np.stack(
+        [unit(1, 0, 1, 0), unit(0, 0, 1, 0), unit(0.9, 0, 0, 1), unit(0, 1, 0, 0), unit(0, 1, 0, 0)]
+    )
+    expander = Expander(Dictionary({"cat": Entry("cat", ("kitten",), (("pet", 0.5),))}))
+    calibration = Calibration("custom", 10.0, 0.5)
+    report = evaluate(
+        labelled,
+        ImageVectors(labelled.paths, vectors),
+        AxisEncoder({"cat": 0, "red car": 1, "kitten": 2}),
+        expander,
+        calibration,
+    )
+    plain, ensemble, maximum = report.modes
+    e = unit(1, 0, 1, 0)  # cat + kitten; "pet" is broader, never part of e
+    cat_scores = {
+        "query_only": [float(calibration.score(v @ unit(1, 0, 0, 0))) for v in vectors[:2]],
+        "ensemble": [float(calibration.score(v @ e)) for v in vectors[:2]],
+        "max": [
+            max(float(calibration.score(v @ unit(1, 0, 0, 0))), float(calibration.score(v[2])))
+            for v in vectors[:2]
+        ],
+    }
+    car_scores = [float(calibration.score(v @ unit(0, 1, 0, 0))) for v in vectors[3:]]
+    for mode in (plain, ensemble, maximum):
+        expected = (sum(cat_scores[mode.mode]) + sum(car_scores)) / 4
+        assert mode.mean_score_relevant == pytest.approx(expected, abs=1e-6), mode.mode
+    # As typed, the distractor (0.9 on the cat axis) beats the kitten-only cat photo; the
+    # ensemble puts both cat photos first.
+    assert plain.per_query[0].average_precision < 1.0
+    assert ensemble.per_query[0].average_precision == 1.0
 
 
 def test_photos_that_failed_are_left_out(tmp_path: Path):

@@ -41,7 +41,9 @@ def small_expander() -> Expander:
 
 
 def test_raw_scores_are_exact_cosines(library, encoder, indexed):
-    hits = Searcher(library, encoder, small_expander()).search("dog on the beach", top_k=None)
+    hits = Searcher(library, encoder, small_expander()).search(
+        "dog on the beach", top_k=None, aggregate="max"
+    )
     assert len(hits.image_ids) == 12
     text = encoder.encode_prompts([v.prompt for v in hits.variants])
     images = library.catalog.vectors(ids=hits.image_ids.tolist())
@@ -51,7 +53,10 @@ def test_raw_scores_are_exact_cosines(library, encoder, indexed):
 
 
 def test_aggregation_is_max_of_weight_times_score(library, encoder, indexed):
-    hits = Searcher(library, encoder, small_expander()).search("dog on the beach", top_k=None)
+    hits = Searcher(library, encoder, small_expander()).search(
+        "dog on the beach", top_k=None, aggregate="max", broader=True
+    )
+    assert any(v.kind == "broader" for v in hits.variants)  # "pet" at weight 0.5
     calibration = Calibration("custom", 30.0, 0.0)
     results = hits.rank(calibration, top_k=None)
     weights = np.array([v.weight for v in hits.variants])
@@ -68,6 +73,66 @@ def test_aggregation_is_max_of_weight_times_score(library, encoder, indexed):
         assert result.raw == pytest.approx(hits.raw[row, int(weighted[row].argmax())])
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)
+
+
+def by_id(library, ids):
+    found, vectors = library.catalog.vectors(ids=list(ids))
+    rows = dict(zip(found.tolist(), vectors, strict=True))
+    return np.stack([rows[i] for i in ids])
+
+
+def test_ensemble_raw_is_the_cosine_with_the_normalized_weighted_sum(library, encoder, indexed):
+    hits = Searcher(library, encoder, small_expander()).search("dog on the beach", top_k=None)
+    assert hits.aggregate == "ensemble" and len(hits.image_ids) == 12
+    assert [v.kind for v in hits.variants] == ["ensemble"]
+    assert [v.text for v in hits.members] == [
+        "dog on the beach",
+        "puppy on the beach",
+        "dog on the seashore",
+    ]
+    assert all(v.kind != "broader" for v in hits.members)  # "pet" is not a synonym
+    text = encoder.encode_prompts([v.prompt for v in hits.members])
+    weights = np.array([v.weight for v in hits.members])[:, None]
+    e = (weights * text).sum(axis=0)
+    e /= np.linalg.norm(e)
+    images = by_id(library, hits.image_ids.tolist())
+    np.testing.assert_allclose(hits.raw[:, 0], images @ e, atol=1e-5)
+    calibration = Calibration("custom", 30.0, 0.02)
+    for result in hits.rank(calibration, top_k=None):
+        row = hits.image_ids.tolist().index(result.image_id)
+        assert result.raw == pytest.approx(float(images[row] @ e), abs=1e-5)
+        assert result.score == float(calibration.score(np.float32(result.raw)))
+        assert (result.variant, result.prompt, result.weight) == ("ensemble", None, 1.0)
+
+
+def test_variant_cosines_are_each_variants_own(library, encoder, indexed):
+    hits = Searcher(library, encoder, small_expander()).search(
+        "dog on the beach", top_k=5, broader=True
+    )
+    assert [v.text for v in hits.listed][-1] == "pet on the beach"
+    results = hits.rank(Calibration("custom", 30.0, 0.0), top_k=5)
+    own = hits.variant_cosines([r.position for r in results])
+    assert own.shape == (5, len(hits.listed))
+    text = encoder.encode_prompts([v.prompt for v in hits.listed])
+    np.testing.assert_allclose(
+        own, by_id(library, [r.image_id for r in results]) @ text.T, atol=1e-5
+    )
+
+
+def test_broader_terms_are_their_own_columns_never_part_of_e(library, encoder, indexed):
+    searcher = Searcher(library, encoder, small_expander())
+    plain = searcher.search("dog", top_k=None)
+    wider = searcher.search("dog", top_k=None, broader=True)
+    assert [v.text for v in plain.listed] == ["dog", "puppy"]
+    assert [v.text for v in wider.members] == ["dog", "puppy"]
+    assert [(v.text, v.weight, v.kind) for v in wider.variants[1:]] == [("pet", 0.5, "broader")]
+    np.testing.assert_allclose(wider.raw[:, 0], plain.raw[:, 0], atol=1e-7)  # same e
+    calibration = Calibration("custom", 30.0, 0.0)
+    base = {r.image_id: r.score for r in plain.rank(calibration, top_k=None)}
+    for result in wider.rank(calibration, top_k=None):
+        # An OR: only ever higher (up to float32 noise between a 1- and a 2-column product).
+        assert result.score >= base[result.image_id] - 1e-6
+    assert searcher.variants("dog") == plain.members
 
 
 def test_rank_is_pure_and_recalibrates_without_the_model(library, encoder, indexed):
@@ -168,7 +233,7 @@ def test_progressive_shows_the_query_first_then_the_expansion(library, encoder, 
     searcher = Searcher(library, counting, small_expander())
     stages = list(searcher.search_progressive("dog on the beach", top_k=None))
     assert len(stages) == 2
-    assert [len(call) for call in counting.calls] == [1, len(stages[1].variants) - 1]
+    assert [len(call) for call in counting.calls] == [1, len(stages[1].listed) - 1]
     reference = Searcher(library, encoder, small_expander())
     assert same_hits(stages[0], reference.search("dog on the beach", top_k=None, expand=False))
     assert same_hits(stages[1], reference.search("dog on the beach", top_k=None))

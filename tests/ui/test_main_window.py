@@ -48,6 +48,63 @@ def test_results_appear_and_debug_table_matches_core(
     np.testing.assert_allclose(score_column, [r.score for r in expected])
 
 
+def test_hide_below_is_exact_over_the_whole_library_and_the_count_is_true(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    from gallery_app.core.calibrate import calibrated_score
+
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(30)[0].parent)
+    s = session(window)
+    search(qtbot, window, "dog on the beach")
+    hits = window.search.hits
+    assert hits.complete and len(hits.image_ids) == 30  # every photo, not a candidate pool
+    assert hits.aggregate == "ensemble"
+    cal = window.calibration()
+    scores = sorted(r.score for r in window.search.results)
+    cut = scores[len(scores) // 2]
+    window.calibration_bar.min_score_box.setValue(int(cut * 100))
+    min_score = window.settings.min_score
+    core = Searcher(s.library, s.encoder, s.searcher.expander)
+    expected = core.search("dog on the beach", top_k=None).rank(
+        cal, top_k=None, min_score=min_score
+    )
+    assert [r.image_id for r in window.search.results] == [r.image_id for r in expected]
+    assert window.results_panel.header.isVisible()
+    assert window.statusBar().currentMessage().startswith(f"{len(expected)} result(s)")
+
+    # The ensemble's score is the model's own sigmoid of cos(image, e); the debug panel
+    # shows each word's own cosine beside it.
+    table = window.debug_panel.table_model()
+    first = window.search.results[0]
+    assert first.score == pytest.approx(
+        float(calibrated_score(first.raw, cal.temperature, cal.centre))
+    )
+    listed = [v.text for v in hits.listed]
+    assert table.columnCount() == 5 + len(listed)
+    own = hits.variant_cosines([first.position])[0]
+    row = next(r for r in range(table.rowCount()) if table.results()[r] == first)
+    for i in range(len(listed)):
+        assert table.index(row, 5 + i).data(table.SortRole) == pytest.approx(float(own[i]))
+
+
+def test_the_aggregate_choice_searches_again_and_is_remembered(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(4)[0].parent)
+    search(qtbot, window, "dog on the beach")
+    box = window.results_panel.aggregate_box
+    with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
+        box.setCurrentIndex(box.findData("max"))
+    assert window.search.hits.aggregate == "max"
+    window.results_panel.expand_box.setChecked(False)
+    assert not box.isEnabled()  # one word: nothing to combine
+    window.close()
+    again = open_window(str(tiny_model_dir))
+    assert again.results_panel.aggregate() == "max" == again.search.aggregate
+
+
 def test_slider_recalibrates_in_place_without_calling_the_encoder(
     qtbot, open_window, tiny_model_dir, make_images, monkeypatch
 ):
@@ -438,10 +495,10 @@ def test_synonyms_toggle_searches_again_without_expansion(
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(3)[0].parent)
     search(qtbot, window, "dog on the beach")
-    assert len(window.search.hits.variants) > 1
+    assert len(window.search.hits.listed) > 1
     with qtbot.waitSignal(window.results_shown, timeout=WAIT_MS):
         window.results_panel.expand_box.setChecked(False)
-    assert [v.text for v in window.search.hits.variants] == ["dog on the beach"]
+    assert [v.text for v in window.search.hits.listed] == ["dog on the beach"]
 
 
 def test_the_query_as_typed_shows_first_then_synonyms_refine_it(
@@ -450,9 +507,7 @@ def test_the_query_as_typed_shows_first_then_synonyms_refine_it(
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(5)[0].parent)
     shown = []
-    window.results_shown.connect(
-        lambda: shown.append([v.text for v in window.search.hits.variants])
-    )
+    window.results_shown.connect(lambda: shown.append([v.text for v in window.search.hits.listed]))
     window.results_panel.search_box.setText("dog in the snow")
     with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):
         window.run_search()
@@ -482,7 +537,7 @@ def test_dictionary_is_encoded_in_the_background_then_needs_no_model(
     monkeypatch.setattr(encoder, "encode_prompts", lambda p: calls.append(p) or original(p))
     search(qtbot, window, "puppies")
     assert calls == []
-    assert len(window.search.hits.variants) > 1
+    assert len(window.search.hits.listed) > 1
 
 
 def test_closing_while_the_dictionary_is_being_encoded(

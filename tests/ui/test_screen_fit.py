@@ -58,7 +58,7 @@ def test_the_debug_dock_opens_wide_enough_for_all_its_columns(
     window.debug_dock.show()
     table = window.debug_panel._view
     header = table.horizontalHeader()
-    last = header.count() - 1
+    last = window.debug_panel.table_model().SCORE  # then one column per word, scrolled to
 
     def score_column_on_screen() -> bool:
         right = header.sectionViewportPosition(last) + header.sectionSize(last)
