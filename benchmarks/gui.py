@@ -126,7 +126,7 @@ def stall_while_indexing(app: Any, window: Any, photos: Path) -> dict[str, float
     loop.exec()
     timer.stop()
     seconds = time.perf_counter() - started
-    report = window.last_index_report
+    report = window.library.last_report
     lateness.sort()
     p99 = lateness[min(len(lateness) - 1, int(0.99 * len(lateness)))]
     return {
@@ -149,7 +149,8 @@ def recalibrate_ms(app: Any, window: Any, n_results: int, repeats: int) -> dict[
         PromptVariant(f"variant {i}", f"a photo of variant {i}.", 1.0 if i < 5 else 0.8)
         for i in range(10)
     )
-    window.hits = SearchHits(
+    window.search.set_show_all(True)  # every result in the grid, as with a low "Hide below"
+    window.search.hits = SearchHits(
         "benchmark query",
         variants,
         np.arange(n_results, dtype=np.int64),
@@ -157,17 +158,18 @@ def recalibrate_ms(app: Any, window: Any, n_results: int, repeats: int) -> dict[
         rng.normal(0.05, 0.03, (n_results, len(variants))).astype(np.float32),
     )
     window.debug_dock.show()
-    window.temperature_slider.setValue(40)
+    slider = window.calibration_bar.temperature_slider
+    slider.setValue(40)
     app.processEvents()
     synchronous, painted = [], []
     for i in range(repeats):
         start = time.perf_counter()
-        window.temperature_slider.setValue(41 + (i % 2) * 20)  # the handler re-scores here
+        slider.setValue(41 + (i % 2) * 20)  # the handler re-scores here
         synchronous.append((time.perf_counter() - start) * 1e3)
         window.repaint()  # and what the user sees: the grid and table painted again
         painted.append((time.perf_counter() - start) * 1e3)
         app.processEvents()
-    assert len(window.results) == n_results
+    assert len(window.search.results) == n_results
     return {
         "recalibrate_ms": statistics.median(synchronous),
         "recalibrate_painted_ms": statistics.median(painted),
@@ -183,14 +185,15 @@ def grid_with_100k_items(app: Any, window: Any, repeats: int) -> dict[str, float
     window.clear_search()
     start = time.perf_counter()
     window.grid_model.set_items(items)
-    window.grid.repaint()
+    grid = window.results_panel.grid
+    grid.repaint()
     shown_ms = (time.perf_counter() - start) * 1e3
-    bar = window.grid.verticalScrollBar()
+    bar = grid.verticalScrollBar()
     frames = []
     for i in range(repeats):
         start = time.perf_counter()
         bar.setValue(bar.maximum() * i // repeats)
-        window.grid.viewport().repaint()
+        grid.viewport().repaint()
         frames.append((time.perf_counter() - start) * 1e3)
         app.processEvents()
     window.thumbnails.clear_pending()

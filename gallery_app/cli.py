@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     index = commands.add_parser("index", help="index (or re-index) folders of photos")
-    index.add_argument("paths", nargs="+", metavar="PATH", help="folders to index")
+    index.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="folders to index (none: rescan every folder of the library)",
+    )
     index.add_argument("--json", action="store_true", help="print a JSON report")
     index.add_argument("--batch-size", type=_positive_int, default=8, help=argparse.SUPPRESS)
 
@@ -175,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    if args.model is None:
+        args.model = _saved_model()
     if args.command is None:
         return run_gui(args)
     # Paths are printed as the bytes the file system gave, even when they are not valid UTF-8;
@@ -355,13 +362,18 @@ def run_gui(args: argparse.Namespace) -> int:
     """No subcommand: open the desktop window."""
     try:
         from gallery_app.ui.app import run_app
+        from gallery_app.ui.platform_check import CannotStart
     except ImportError as exc:  # e.g. a Qt platform library missing
         _fail(
             f"the desktop app cannot start ({exc}); the index/search commands still work",
             args.verbose,
         )
         return 1
-    return run_app(_data_dir(args), args.model, fast=args.fast)
+    try:
+        return run_app(_data_dir(args), args.model, fast=args.fast)
+    except CannotStart as exc:  # no display, or a library Qt needs: one line, never SIGABRT
+        _fail(str(exc), verbose=False)
+        return 1
 
 
 def _fail(message: str, verbose: bool) -> None:
@@ -394,6 +406,20 @@ def _open(args: argparse.Namespace, read_only: bool = False) -> tuple[Any, Any]:
     return encoder, library
 
 
+def _saved_model() -> str | None:
+    """The model chosen in the window (settings.json), unless $GALLERY_APP_MODEL says."""
+    from gallery_app.core.embeddings import MODEL_ENV
+    from gallery_app.core.settings_store import load_settings
+
+    if os.environ.get(MODEL_ENV):
+        return None
+    try:
+        return load_settings().model
+    except GalleryError as exc:  # reported by the commands that need the file
+        log.info("%s", exc)
+        return None
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     from gallery_app.core.library import default_data_dir
 
@@ -406,6 +432,18 @@ def run_index(args: argparse.Namespace) -> int:
     from gallery_app.core.indexer import Indexer, Progress
 
     encoder, library = _open(args)
+    paths = args.paths
+    if not paths:  # every folder of the library; an unplugged one keeps its photos
+        paths = [f.path for f in library.catalog.folders()]
+        for offline in [p for p in paths if not os.path.isdir(p)]:
+            print(f"skipped (offline): {printable(offline)}: its photos are kept", file=sys.stderr)
+        paths = [p for p in paths if os.path.isdir(p)]
+        if not paths:
+            library.close()
+            raise GalleryError(
+                "No folder of the library can be rescanned (none added yet, or all offline). "
+                "Add one with: gallery-app index FOLDER"
+            )
     with library, tqdm(total=0, unit="img", file=sys.stderr, disable=None) as bar:
 
         def on_progress(progress: Progress) -> None:
@@ -415,7 +453,7 @@ def run_index(args: argparse.Namespace) -> int:
             bar.refresh()
 
         report = Indexer(library, encoder, batch_size=args.batch_size).index(
-            args.paths, progress=on_progress
+            paths, progress=on_progress
         )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))

@@ -1,9 +1,12 @@
-"""Render the real main window offscreen (results + debug panel open) and save it as a PNG.
+"""Render the real main window with search results and save it as a PNG.
 
-    python scripts/screenshot.py [--model FOLDER_OR_HUB_ID] [--out docs/screenshot.png]
+    python scripts/screenshot.py [--model FOLDER_OR_HUB_ID] [--size 1280x800] [--debug-panel]
+                                 [--out docs/screenshot.png]
 
-Without --model it builds the tests' tiny random SigLIP, so the window, the grid and the debug
-panel are real but the scores are meaningless; with real weights the same script shows real ones.
+Offscreen by default; under an X server (`QT_QPA_PLATFORM=xcb DISPLAY=:99`, e.g. Xvfb) it is
+the window a person sees. Without --model it builds the tests' tiny random SigLIP, so the
+window, the grid and the debug panel are real but the scores are meaningless; with real
+weights the same script shows real ones.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ def main() -> int:
     parser.add_argument("--model", help="model folder or hub id (default: tiny random SigLIP)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--photos", type=int, default=24)
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--debug-panel", action="store_true", help="open View › Debug scores")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     work = Path(tempfile.mkdtemp(prefix="gallery-screenshot-"))
@@ -97,7 +103,7 @@ def main() -> int:
     app = QApplication([])
     store = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(work / "data", model, store)
-    window.resize(1500, 900)
+    window.resize(width, height)
     window.show()
 
     def wait_for(signal: object, what: str, timeout_ms: int = 300_000) -> None:
@@ -112,11 +118,12 @@ def main() -> int:
     window.start_engine()
     wait_for(window.model_loaded, "the model")
     window.start_indexing([str(photos)])
-    wait_for(window.indexing_finished, "indexing")
-    window.search_box.setText(QUERY)
+    wait_for(window.library.idle, "indexing")
+    window.results_panel.search_box.setText(QUERY)
     window.run_search()
-    wait_for(window.results_shown, "results")
-    window.debug_dock.show()
+    wait_for(window.search_done, "results")
+    if args.debug_panel:
+        window.debug_dock.show()
     # Let the thumbnail threads deliver before grabbing.
     deadline = QTimer(singleShot=True, interval=15_000)
     deadline.start()

@@ -1,4 +1,4 @@
-"""The user's score settings on disk: preset, custom T and c, minimum score, expansion."""
+"""The user's settings on disk: preset, custom T and c, minimum score, expansion, model."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class UserSettings:
     custom_centre: float | None = None
     min_score: float = 0.0
     expand: bool = True
+    model: str | None = None  # hub id or folder chosen in the window; None: the default
 
     def __post_init__(self) -> None:
         problem = _problem(self)
@@ -97,6 +98,9 @@ def parse_settings(data: Any, origin: str = "settings", fix: str = "") -> UserSe
     expand = data.get("expand", defaults.expand)
     if not isinstance(expand, bool):
         raise bad(f"'expand' must be true or false, got {_shown(expand)}")
+    model = data.get("model")
+    if model is not None and not (isinstance(model, str) and model.strip()):
+        raise bad(f"'model' must be a hub id or a folder, got {_shown(model)}")
     try:
         min_score = _number(data, "min_score", defaults.min_score)
         if min_score is None:
@@ -107,6 +111,7 @@ def parse_settings(data: Any, origin: str = "settings", fix: str = "") -> UserSe
             custom_centre=_number(data, _centre_key(data), None),
             min_score=min_score,
             expand=expand,
+            model=model,
         )
     except ValueError as exc:
         raise bad(str(exc)) from exc

@@ -23,7 +23,10 @@ def run_app(
 
     from gallery_app.core.library import default_config_dir
     from gallery_app.ui.main_window import MainWindow
+    from gallery_app.ui.platform_check import check
 
+    if QApplication.instance() is None:
+        check()  # raises CannotStart instead of letting Qt abort the process
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("gallery-app")
     app.setOrganizationName("gallery-app")

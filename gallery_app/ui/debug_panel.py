@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -31,6 +32,9 @@ from PySide6.QtWidgets import (
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.diagnostics import diagnose, summarize
 from gallery_app.core.search import PromptVariant, SearchHits, SearchResult
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
 ThumbnailFor = Callable[[str], QPixmap | None]
@@ -65,6 +69,10 @@ class ResultsTableModel(QAbstractTableModel):
     ) -> None:
         super().__init__(parent)
         self._results: list[SearchResult] = []  # ranking order
+        # Each listed variant's own cosine and score per result (rows in ranking order).
+        self._variant_names: list[str] = []
+        self._variant_cosines = np.zeros((0, 0))
+        self._variant_scores = np.zeros((0, 0))
         self._rows: list[int] = []  # display row -> ranking position
         self._sort_column = self.THUMBNAIL
         self._sort_order = Qt.SortOrder.AscendingOrder
@@ -76,16 +84,29 @@ class ResultsTableModel(QAbstractTableModel):
         """In ranking order, whatever the table is sorted by."""
         return list(self._results)
 
-    def set_results(self, results: Sequence[SearchResult]) -> None:
-        """Replace every row: one reset (a recalibration re-ranks, so rows move anyway)."""
+    def set_results(
+        self,
+        results: Sequence[SearchResult],
+        variants: Sequence[str] = (),
+        cosines: npt.ArrayLike | None = None,
+        scores: npt.ArrayLike | None = None,
+    ) -> None:
+        """Replace every row: one reset (a recalibration re-ranks, so rows move anyway).
+
+        `variants` add one column each: that word's own cosine and score for every result
+        (`cosines` and `scores` of shape (len(results), len(variants)))."""
         self.beginResetModel()
         self._results = list(results)
+        self._variant_names = list(variants)
+        shape = (len(self._results), len(self._variant_names))
+        self._variant_cosines = np.asarray(cosines if cosines is not None else np.zeros(shape))
+        self._variant_scores = np.asarray(scores if scores is not None else np.zeros(shape))
         self._rows = self._sorted_rows()
         self._scaled.clear()
         self.endResetModel()
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        if not 0 <= column < len(self._HEADERS):
+        if not 0 <= column < self.columnCount():
             return
         self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
@@ -104,7 +125,10 @@ class ResultsTableModel(QAbstractTableModel):
 
     def _sorted_rows(self) -> list[int]:
         column = self._sort_column
-        keys = [_sort_value(rank, result, column) for rank, result in enumerate(self._results)]
+        if column >= len(self._HEADERS):  # a word's own cosine
+            keys: list[Any] = self._variant_cosines[:, column - len(self._HEADERS)].tolist()
+        else:
+            keys = [_sort_value(rank, result, column) for rank, result in enumerate(self._results)]
         # Ties keep the ranking order in both directions, like a stable sort on the rank.
         descending = self._sort_order == Qt.SortOrder.DescendingOrder
         return sorted(
@@ -129,7 +153,9 @@ class ResultsTableModel(QAbstractTableModel):
         return 0 if parent is not None and parent.isValid() else len(self._results)
 
     def columnCount(self, parent: _ModelIndex | None = None) -> int:
-        return 0 if parent is not None and parent.isValid() else len(self._HEADERS)
+        if parent is not None and parent.isValid():
+            return 0
+        return len(self._HEADERS) + len(self._variant_names)
 
     def data(self, index: _ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._results):
@@ -137,6 +163,8 @@ class ResultsTableModel(QAbstractTableModel):
         rank = self._rows[index.row()]
         result = self._results[rank]
         column = index.column()
+        if column >= len(self._HEADERS):
+            return self._variant_data(rank, column - len(self._HEADERS), role)
         if role == Qt.ItemDataRole.DisplayRole:
             if column == self.FILE:
                 return os.path.basename(result.path)
@@ -167,12 +195,29 @@ class ResultsTableModel(QAbstractTableModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self._HEADERS):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < self.columnCount():
             return super().headerData(section, orientation, role)
+        if section >= len(self._HEADERS):
+            name = self._variant_names[section - len(self._HEADERS)]
+            if role == Qt.ItemDataRole.DisplayRole:
+                return name
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return f"“{name}” on its own: its cosine with the photo → its score"
+            return None
         if role == Qt.ItemDataRole.DisplayRole:
             return self._HEADERS[section]
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._HEADER_TIPS[section]
+        return None
+
+    def _variant_data(self, rank: int, variant: int, role: int) -> Any:
+        cosine = float(self._variant_cosines[rank, variant])
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{cosine:.4f} → {float(self._variant_scores[rank, variant]):.4f}"
+        if role == self.SortRole:
+            return cosine
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def _thumbnail(self, path: str) -> QPixmap | None:
@@ -276,8 +321,13 @@ class DebugPanel(QWidget):
         self, hits: SearchHits, results: Sequence[SearchResult], calibration: Calibration
     ) -> None:
         """Show one search under one calibration; call again with new results to recalibrate."""
-        self._set_variants(hits.variants)
-        self._model.set_results(results)
+        self._set_variants(hits.listed)
+        listed = [variant.text for variant in hits.listed]
+        if results and len(listed) > 1:
+            cosines = hits.variant_cosines([result.position for result in results])
+            self._model.set_results(results, listed, cosines, calibration.score(cosines))
+        else:
+            self._model.set_results(results)
         self._calibration_label.setText(
             f"Query “{hits.query}” · preset {calibration.preset} · "
             f"T = {calibration.temperature:.2f} · c = {calibration.centre:.4f}"
@@ -304,6 +354,20 @@ class DebugPanel(QWidget):
     def refresh_thumbnails(self) -> None:
         """Thumbnails arrived: repaint the thumbnail column."""
         self._model.refresh_thumbnails()
+
+    def wanted_width(self) -> int:
+        """Wide enough for every column of the results table (a dock opened at this width
+        shows the Score column without scrolling)."""
+        view = self._view
+        header = view.horizontalHeader()
+        columns = sum(
+            max(header.sectionSizeHint(c), view.sizeHintForColumn(c), 40)
+            for c in range(self._model.columnCount())
+        )
+        layout = self.layout()
+        margins = layout.contentsMargins().left() * 2 if layout is not None else 0
+        scrollbar = view.verticalScrollBar().sizeHint().width()
+        return columns + scrollbar + 2 * view.frameWidth() + margins
 
     # -- read back (tests, and anything that reports what the panel shows) ------------------
 

@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     Slot,
 )
 
+from gallery_app.ui import wording
 from gallery_app.ui.thumbnails import ThumbnailProvider
 
 _ModelIndex = QModelIndex | QPersistentModelIndex
@@ -180,8 +181,26 @@ class GridModel(QAbstractListModel):
             return []
         return [*self._earlier_rows_by_path.get(path, ()), last]
 
+    def pixmap_for_path(self, path: str) -> Any:
+        """The thumbnail of a path shown in the grid (None while it loads, or not shown)."""
+        rows = self.rows_for_path(path)
+        if not rows or self._provider is None:
+            return None
+        item = self._items[rows[0]]
+        return self._provider.pixmap(item.path, item.mtime_ns, self._dpr)
+
     def row_for_image(self, image_id: int) -> int | None:
         return self._id_lookup().get(image_id)
+
+    def set_thumbnail_size(self, px: int) -> None:
+        """Thumbnails of another logical size (Ctrl+±): made anew, a tile at a time."""
+        if self._provider is None or px == self._provider.size:
+            return
+        self._provider.set_size(px)
+        if self._items:
+            self.dataChanged.emit(
+                self.index(0), self.index(len(self._items) - 1), [Qt.ItemDataRole.DecorationRole]
+            )
 
     def set_device_pixel_ratio(self, dpr: float) -> None:
         """The view's screen scale, so thumbnails are made with enough pixels for it."""
@@ -208,7 +227,7 @@ class GridModel(QAbstractListModel):
         item = self._items[row]
         if role == Qt.ItemDataRole.DisplayRole:
             name = os.path.basename(item.path)
-            return name if item.score is None else f"{name}\n{item.score:.3f}"
+            return name if item.score is None else f"{name}\n{wording.score_label(item.score)}"
         if role == Qt.ItemDataRole.DecorationRole:
             if self._provider is None:
                 return None
@@ -216,10 +235,13 @@ class GridModel(QAbstractListModel):
             return pixmap if pixmap is not None else self._provider.placeholder(self._dpr)
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [item.path]
-            if item.raw is not None:
-                lines.append(f"raw cosine {item.raw:.3f}")
+            if item.score is not None:
+                lines.append(
+                    f"{wording.percent(item.score)}: the model's estimated probability that "
+                    "the photo shows your words"
+                )
             if item.variant:
-                lines.append(f"matched: {item.variant}")
+                lines.append(f"best matching words: {item.variant}")
             return "\n".join(lines)
         if role == self.PathRole:
             return item.path

@@ -1,4 +1,5 @@
-"""Typed user settings declared once, each with a change signal; UI state kept apart."""
+"""Typed user settings declared once, each with a change signal; the session's calibration
+(what the sliders show) kept apart from the saved one; UI state (geometry) apart from both."""
 
 from __future__ import annotations
 
@@ -20,18 +21,19 @@ from gallery_app.core.settings_store import (
 
 PRESETS = SETTINGS_PRESETS
 DEFAULT_CUSTOM_TEMPERATURE = 25.0
-SAVE_DELAY_MS = 400  # a slider drag is dozens of changes; the file is written once it stops
+SAVE_DELAY_MS = 400  # a burst of changes is written once it stops
 
 
 class Settings(QObject):
-    """What the user chose, kept in the same settings file `gallery-app tune` writes.
+    """What the user chose, kept in the same settings file the CLI (`tune`, `search`) reads.
 
-    Widgets bind to these; they never own the values. A settings file that cannot be parsed is
-    never overwritten: the session runs on defaults and `load_error` says why.
+    Widgets bind to these; they never own the values. The calibration in the file changes
+    only through `save_calibration` (or `undo_save`): moving a slider never writes it. A file
+    that cannot be parsed is never overwritten: the session runs on defaults and `load_error`
+    says why.
     """
 
-    preset_changed = Signal(str)
-    custom_changed = Signal(float, float)  # temperature, centre c
+    saved_calibration_changed = Signal()
     min_score_changed = Signal(float)  # 0 = off
     expand_changed = Signal(bool)
 
@@ -40,6 +42,7 @@ class Settings(QObject):
         self.path = path or settings_path()
         self.load_error: str | None = None
         self._dirty = False  # changed since the file was last written
+        self._undo: list[UserSettings] = []  # the calibrations before each save, newest last
         try:
             self._values = load_settings(self.path)
         except ConfigError as exc:
@@ -48,39 +51,62 @@ class Settings(QObject):
         self._save_timer = QTimer(self, singleShot=True, interval=SAVE_DELAY_MS)
         self._save_timer.timeout.connect(self.flush)
 
+    # -- the saved calibration ------------------------------------------------------------
     @property
     def preset(self) -> str:
         return self._values.preset
 
-    def set_preset(self, name: str) -> None:
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}")
-        if name == self._values.preset:
-            return
-        values = self._values
-        if name == "custom" and not values.has_custom:
-            values = replace(
-                values, custom_temperature=DEFAULT_CUSTOM_TEMPERATURE, custom_centre=0.0
-            )
-        self._update(replace(values, preset=name))
-        self.preset_changed.emit(name)
-
     @property
-    def custom(self) -> tuple[float, float]:
+    def custom(self) -> tuple[float, float] | None:
         values = self._values
         if values.custom_temperature is None or values.custom_centre is None:
-            return DEFAULT_CUSTOM_TEMPERATURE, 0.0
+            return None
         return values.custom_temperature, values.custom_centre
 
-    def set_custom(self, temperature: float, centre: float) -> None:
-        """Choosing a T or c by hand makes the preset 'custom'."""
-        Calibration("custom", temperature, centre)  # validates
-        changed = (temperature, centre) != self.custom
-        self._update(replace(self._values, custom_temperature=temperature, custom_centre=centre))
-        self.set_preset("custom")
-        if changed:
-            self.custom_changed.emit(temperature, centre)
+    def saved_calibration(self, logit_scale: float | None, logit_bias: float | None) -> Calibration:
+        return resolve(self.preset, self.custom, logit_scale, logit_bias)
 
+    def save_calibration(self, calibration: Calibration) -> str | None:
+        """Make `calibration` the saved one (a custom T and c is the same `custom` preset
+        `tune apply` writes); written at once. Returns an error message instead of raising."""
+        before = self._values
+        if calibration.preset == "custom":
+            values = replace(
+                before,
+                preset="custom",
+                custom_temperature=calibration.temperature,
+                custom_centre=calibration.centre,
+            )
+        else:
+            values = replace(before, preset=calibration.preset)
+        if values == before:
+            return None
+        self._undo.append(before)
+        self._values = values
+        self._dirty = True
+        self.saved_calibration_changed.emit()
+        return self.flush()
+
+    @property
+    def can_undo_save(self) -> bool:
+        return bool(self._undo)
+
+    def undo_save(self) -> str | None:
+        """Put back the calibration the last save replaced."""
+        if not self._undo:
+            return None
+        previous = self._undo.pop()
+        self._values = replace(
+            self._values,
+            preset=previous.preset,
+            custom_temperature=previous.custom_temperature,
+            custom_centre=previous.custom_centre,
+        )
+        self._dirty = True
+        self.saved_calibration_changed.emit()
+        return self.flush()
+
+    # -- view choices, saved as they change -----------------------------------------------
     @property
     def min_score(self) -> float:
         return self._values.min_score
@@ -100,13 +126,16 @@ class Settings(QObject):
             self._update(replace(self._values, expand=on))
             self.expand_changed.emit(on)
 
-    def calibration(self, logit_scale: float | None, logit_bias: float | None) -> Calibration:
-        """The calibration in force; 'model' needs the loaded checkpoint's scale and bias."""
-        if self.preset == "model" and (logit_scale is None or logit_bias is None):
-            # Only the controls read it before the checkpoint loads; nothing is ranked yet.
-            return seed_preset()
-        return preset_calibration(self.preset, logit_scale, logit_bias, self.custom)
+    @property
+    def model(self) -> str | None:
+        """The model chosen in the window last time (hub id or folder), if any."""
+        return self._values.model
 
+    def set_model(self, model: str) -> None:
+        if model != self._values.model:
+            self._update(replace(self._values, model=model))
+
+    # -- the file ---------------------------------------------------------------------------
     def flush(self) -> str | None:
         """Write pending changes now; returns an error message instead of raising."""
         self._save_timer.stop()
@@ -123,6 +152,101 @@ class Settings(QObject):
         self._values = values
         self._dirty = True
         self._save_timer.start()
+
+
+def resolve(
+    preset: str,
+    custom: tuple[float, float] | None,
+    logit_scale: float | None,
+    logit_bias: float | None,
+) -> Calibration:
+    """The Calibration a preset stands for; 'model' needs the checkpoint's scale and bias
+    (the seed formula stands in until the model is loaded)."""
+    if preset == "model" and (logit_scale is None or logit_bias is None):
+        return seed_preset()  # only the controls read it before the checkpoint loads
+    return preset_calibration(
+        preset, logit_scale, logit_bias, custom or (DEFAULT_CUSTOM_TEMPERATURE, 0.0)
+    )
+
+
+class CalibrationState(QObject):
+    """The calibration this window scores with: starts as the saved one, follows the controls,
+    and is written only by `save()`. `reset()` goes back to the saved one."""
+
+    changed = Signal()  # the session calibration, or whether it is saved, changed
+
+    def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._model: tuple[float, float] | None = None  # logit scale, bias of the checkpoint
+        self._preset = settings.preset
+        self._custom = settings.custom
+        settings.saved_calibration_changed.connect(self.changed)
+
+    def set_model_parameters(self, logit_scale: float, logit_bias: float) -> None:
+        self._model = (logit_scale, logit_bias)
+        self.changed.emit()
+
+    @property
+    def model_known(self) -> bool:
+        return self._model is not None
+
+    @property
+    def preset(self) -> str:
+        return self._preset
+
+    def calibration(self) -> Calibration:
+        scale, bias = self._model or (None, None)
+        return resolve(self._preset, self._custom, scale, bias)
+
+    def saved(self) -> Calibration:
+        scale, bias = self._model or (None, None)
+        return self._settings.saved_calibration(scale, bias)
+
+    @property
+    def is_saved(self) -> bool:
+        return self._preset == self._settings.preset and (
+            self._preset != "custom" or self._custom == self._settings.custom
+        )
+
+    def choose_preset(self, name: str) -> None:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}")
+        if name == self._preset:
+            return
+        if name == "custom" and self._custom is None:
+            self._custom = self._settings.custom or self._as_custom(self.calibration())
+        self._preset = name
+        self.changed.emit()
+
+    def set_temperature(self, temperature: float) -> None:
+        """Choosing a T by hand makes the session's calibration custom (keeping its c)."""
+        current = self.calibration()
+        if self._preset == "custom" and abs(current.temperature - temperature) < 1e-9:
+            return
+        Calibration("custom", temperature, current.centre)  # validates
+        self._custom = (temperature, current.centre)
+        self._preset = "custom"
+        self.changed.emit()
+
+    def reset(self) -> None:
+        """Back to the saved calibration."""
+        self._preset, self._custom = self._settings.preset, self._settings.custom
+        self.changed.emit()
+
+    def save(self) -> str | None:
+        problem = self._settings.save_calibration(self.calibration())
+        self.changed.emit()
+        return problem
+
+    def undo_save(self) -> str | None:
+        problem = self._settings.undo_save()
+        self.reset()
+        return problem
+
+    @staticmethod
+    def _as_custom(calibration: Calibration) -> tuple[float, float]:
+        return calibration.temperature, calibration.centre
 
 
 class UiState:

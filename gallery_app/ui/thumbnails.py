@@ -27,8 +27,8 @@ DEFAULT_SIZE = 160
 DEFAULT_MAX_ENTRIES = 2000
 MAX_THREADS = 2
 
-# (path, mtime_ns, device pixel ratio): one pending job per key.
-_JobKey = tuple[str, int, float]
+# (path, mtime_ns, device pixel ratio, logical size): one pending job per key.
+_JobKey = tuple[str, int, float, int]
 # (path, size, device pixel ratio): the in-memory LRU key.
 _PixmapKey = tuple[str, int, float]
 
@@ -115,7 +115,7 @@ class _ThumbnailJob(QRunnable):
     def run(self) -> None:
         if self._closed.is_set():
             return
-        path, mtime_ns, _ = self._key
+        path, mtime_ns, _, _ = self._key
         try:
             image = render_thumbnail(self._cache, path, mtime_ns, self._target_px)
         except DecodeError as exc:
@@ -168,7 +168,7 @@ class ThumbnailProvider(QObject):
         self._pixmaps: OrderedDict[_PixmapKey, _Entry] = OrderedDict()
         self._broken: OrderedDict[str, tuple[int, str]] = OrderedDict()  # path -> (mtime, why)
         self._pending: set[_JobKey] = set()
-        self._placeholders: dict[tuple[str, float], QPixmap] = {}
+        self._placeholders: dict[tuple[str, float, int], QPixmap] = {}
         self._closed = threading.Event()
         self._sequence = 0
 
@@ -182,7 +182,7 @@ class ThumbnailProvider(QObject):
         broken = self._broken.get(path)
         if broken is not None and broken[0] == mtime_ns:
             return self.broken_placeholder(dpr)
-        self._request((path, mtime_ns, dpr))
+        self._request((path, mtime_ns, dpr, self.size))
         return None
 
     def broken_reason(self, path: str) -> str | None:
@@ -199,6 +199,12 @@ class ThumbnailProvider(QObject):
     def pending_count(self) -> int:
         """Loads scheduled or running."""
         return len(self._pending)
+
+    def set_size(self, size: int) -> None:
+        """A new logical thumbnail size (Ctrl+±): later pixmap() calls answer at this size."""
+        if size != self.size:
+            self.size = size
+            self.clear_pending()  # loads for the old size would be made for nobody
 
     def placeholder(self, dpr: float = 1.0) -> QPixmap:
         """A neutral tile shown while a thumbnail loads."""
@@ -225,7 +231,7 @@ class ThumbnailProvider(QObject):
         if key in self._pending or self._closed.is_set():
             return
         self._pending.add(key)
-        target_px = max(1, round(self.size * key[2]))
+        target_px = max(1, round(key[3] * key[2]))
         job = _ThumbnailJob(key, self.cache, target_px, self._signals, self._closed)
         # Newest first: the cells on screen now were asked for last, so a fast scroll through
         # thousands of rows shows where it stopped before the rows it passed.
@@ -237,10 +243,10 @@ class ThumbnailProvider(QObject):
         self._pending.discard(key)
         if self._closed.is_set():
             return
-        path, mtime_ns, dpr = key
+        path, mtime_ns, dpr, size = key
         pixmap = QPixmap.fromImage(image)  # on the GUI thread, where pixmaps may be made
         pixmap.setDevicePixelRatio(dpr)
-        pixmap_key = (path, self.size, dpr)
+        pixmap_key = (path, size, dpr)
         self._pixmaps[pixmap_key] = _Entry(mtime_ns, pixmap)
         self._pixmaps.move_to_end(pixmap_key)
         while len(self._pixmaps) > self.max_entries:
@@ -253,7 +259,7 @@ class ThumbnailProvider(QObject):
         self._pending.discard(key)
         if self._closed.is_set():
             return
-        path, mtime_ns, _ = key
+        path, mtime_ns, _, _ = key
         self._broken[path] = (mtime_ns, reason)
         self._broken.move_to_end(path)
         while len(self._broken) > self.max_entries:
@@ -262,7 +268,7 @@ class ThumbnailProvider(QObject):
         self.ready.emit(path)
 
     def _placeholder(self, kind: str, dpr: float) -> QPixmap:
-        cached = self._placeholders.get((kind, dpr))
+        cached = self._placeholders.get((kind, dpr, self.size))
         if cached is not None:
             return cached
         side = max(1, round(self.size * dpr))
@@ -275,7 +281,7 @@ class ThumbnailProvider(QObject):
             _draw_placeholder(painter, float(self.size), broken=kind == "broken")
         finally:
             painter.end()
-        self._placeholders[(kind, dpr)] = pixmap
+        self._placeholders[(kind, dpr, self.size)] = pixmap
         return pixmap
 
 

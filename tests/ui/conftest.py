@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QApplication
+from window_helpers import open_window, store, thread_registry  # noqa: F401 (fixtures)
 
 from gallery_app.core.imaging import ThumbnailCache
 from gallery_app.ui.thumbnails import ThumbnailProvider

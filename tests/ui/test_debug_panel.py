@@ -65,7 +65,7 @@ def test_rows_are_the_results_in_ranking_order(panel):
     panel.show_search(hits, results, MODEL)
     model = panel.table_model()
     assert model.rowCount() == len(results) == 12
-    assert model.columnCount() == 5
+    assert model.columnCount() == 5 + 3  # and one per variant: its own cosine and score
     assert column(model, COLUMNS.FILE) == [r.path.rsplit("/", 1)[1] for r in results]
     assert column(model, COLUMNS.VARIANT) == [r.variant for r in results]
     assert column(model, COLUMNS.RAW) == [f"{r.raw:.4f}" for r in results]
@@ -74,6 +74,23 @@ def test_rows_are_the_results_in_ranking_order(panel):
     assert column(model, COLUMNS.SCORE, COLUMNS.SortRole) == [r.score for r in results]
     assert column(model, COLUMNS.FILE, Qt.ItemDataRole.ToolTipRole) == [r.path for r in results]
     assert model.results() == results
+
+
+def test_each_variant_has_its_own_cosine_and_score_column(panel):
+    hits = healthy_hits()
+    results = hits.rank(MODEL)
+    panel.show_search(hits, results, MODEL)
+    model = panel.table_model()
+    headers = [model.headerData(5 + i, Qt.Orientation.Horizontal) for i in range(3)]
+    assert headers == ["dog", "puppy", "pet"]
+    own = hits.variant_cosines([r.position for r in results])
+    for i in range(3):
+        np.testing.assert_allclose(column(model, 5 + i, COLUMNS.SortRole), own[:, i])
+        assert column(model, 5 + i) == [
+            f"{cos:.4f} → {MODEL.score(cos):.4f}" for cos in own[:, i].tolist()
+        ]
+    model.sort(6, Qt.SortOrder.DescendingOrder)  # by puppy's own cosine
+    assert column(model, 6, COLUMNS.SortRole) == sorted(own[:, 1].tolist(), reverse=True)
 
 
 def test_sorting_keeps_persistent_indexes_on_their_results(panel):

@@ -85,7 +85,7 @@ def test_hundred_thousand_items(qapp):
     model.set_items(many)
     assert model.rowCount() == 100_000
     last = model.index(99_999)
-    assert model.data(last, Display) == "img_099999.jpg\n0.500"
+    assert model.data(last, Display) == "img_099999.jpg\n50% match"
     assert model.data(last, GridModel.ImageIdRole) == 99_999
     assert model.item(99_999) is many[99_999]
     assert model.update_scores({99_999: (0.25, 0.2, "car")}) == 1
@@ -100,9 +100,12 @@ def test_roles(model):
         ]
     )
     scored, plain = model.index(0), model.index(1)
-    assert model.data(scored, Display) == "a.jpg\n0.873"
+    assert model.data(scored, Display) == "a.jpg\n87% match"
     assert model.data(plain, Display) == "b.jpg"
-    assert model.data(scored, ToolTip) == "/p/a.jpg\nraw cosine 0.241\nmatched: red car"
+    assert model.data(scored, ToolTip) == (
+        "/p/a.jpg\n87%: the model's estimated probability that the photo shows your words\n"
+        "best matching words: red car"
+    )
     assert model.data(plain, ToolTip) == "/p/b.jpg"
     assert model.data(scored, GridModel.PathRole) == "/p/a.jpg"
     assert model.data(scored, GridModel.ScoreRole) == 0.8734
@@ -132,7 +135,7 @@ def test_update_scores_is_a_data_change_not_a_reset(model, qtbot):
     top_left, bottom_right, roles = changed.args
     assert (top_left.row(), bottom_right.row()) == (2, 6)
     assert Display in roles and GridModel.ScoreRole in roles
-    assert model.data(model.index(2), Display) == "img_000002.jpg\n0.873"
+    assert model.data(model.index(2), Display) == "img_000002.jpg\n87% match"
     assert model.item(2).variant == "car"
     assert model.item(3) == items(10)[3]  # untouched rows keep their values
     assert persistent.row() == 4
@@ -173,7 +176,7 @@ def test_reorder_with_new_scores_also_reports_the_changed_data(model, qtbot):
         model.reorder(rescored)
     top_left, bottom_right, _ = changed.args
     assert (top_left.row(), bottom_right.row()) == (0, 0)
-    assert model.data(model.index(0), Display) == "img_000003.jpg\n0.990"
+    assert model.data(model.index(0), Display) == "img_000003.jpg\n99% match"
 
 
 def test_reorder_of_other_items_resets(model, qtbot):

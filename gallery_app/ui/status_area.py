@@ -1,0 +1,112 @@
+"""The status area: progress (indexing, download) with Cancel, synonyms preparation, and a
+failures badge that stays until the files are fixed. A panel: it shows, it does not decide."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+from gallery_app.core.download import DownloadProgress
+from gallery_app.core.download import describe as describe_download
+
+if TYPE_CHECKING:
+    from gallery_app.core.indexer import IndexReport
+
+
+class StatusArea(QWidget):
+    cancel_requested = Signal()
+    failures_clicked = Signal()
+
+    def __init__(self, bar: QStatusBar) -> None:
+        super().__init__(bar)
+        self.bar = bar
+        self.failures_button = QPushButton()
+        self.failures_button.setFlat(True)
+        self.failures_button.setToolTip("Files that could not be read: click for the list")
+        self.failures_button.clicked.connect(self.failures_clicked)
+        self.precompute_label = QLabel()
+        self.precompute_label.setToolTip(
+            "Synonym searches get instant once the dictionary is encoded (once per model)"
+        )
+        self.progress_label = QLabel()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(160)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current batch; what was indexed is kept")
+        self.cancel_button.clicked.connect(self._on_cancel)
+        for widget in (
+            self.failures_button,
+            self.precompute_label,
+            self.progress_label,
+            self.progress_bar,
+            self.cancel_button,
+        ):
+            bar.addPermanentWidget(widget)
+            widget.hide()
+
+    # -- indexing ----------------------------------------------------------------------------
+    def indexing_started(self, folder_name: str, queued: int) -> None:
+        self._folder = folder_name + (f" (+{queued} more)" if queued else "")
+        self._show_progress(True)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setRange(0, 0)
+        self.progress_label.setText(f"Scanning {self._folder}…")
+
+    def indexing_progress(self, done: int, total: int, rate: float) -> None:
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(done)
+        eta = ""
+        if rate > 0 and total > done:
+            eta = f" · {dt.timedelta(seconds=round((total - done) / rate))} left"
+        self.progress_label.setText(
+            f"Indexing {getattr(self, '_folder', '')}: {done}/{total} · {rate:.1f} photos/s{eta}"
+        )
+
+    def indexing_stopped(self, report: IndexReport | None) -> None:
+        self._show_progress(False)
+        if report is not None:
+            verb = "Indexing cancelled" if report.cancelled else "Indexed"
+            self.bar.showMessage(
+                f"{verb}: {report.indexed} new, {report.unchanged} unchanged, "
+                f"{report.removed} removed, {len(report.failed)} could not be read",
+                15000,
+            )
+
+    def _on_cancel(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.progress_label.setText("Cancelling after this batch…")
+        self.cancel_requested.emit()
+
+    # -- download ---------------------------------------------------------------------------
+    def download_progress(self, progress: DownloadProgress, indexing: bool) -> None:
+        """First run with a hub id: the download, in MB (an indexing run keeps the bar)."""
+        finished = progress.done_bytes >= progress.total_bytes
+        if not indexing:
+            self.progress_bar.setVisible(not finished)
+            self.progress_label.setVisible(not finished)
+            self.progress_bar.setRange(0, max(progress.total_bytes // 1_000_000, 1))
+            self.progress_bar.setValue(progress.done_bytes // 1_000_000)
+            self.progress_label.setText(describe_download(progress))
+        self.bar.showMessage(
+            "Model downloaded; loading it…" if finished else describe_download(progress)
+        )
+
+    # -- the rest -----------------------------------------------------------------------------
+    def precompute_progress(self, done: int, total: int) -> None:
+        self.precompute_label.setVisible(done < total)
+        self.precompute_label.setText(f"Preparing synonyms {done}/{total}")
+
+    def precompute_stopped(self, *_: object) -> None:
+        self.precompute_label.hide()
+
+    def set_failures(self, count: int) -> None:
+        """Persistent: shown as long as the library has files it could not read."""
+        self.failures_button.setVisible(count > 0)
+        self.failures_button.setText(f"⚠ {count} file{'s' if count != 1 else ''} could not be read")
+
+    def _show_progress(self, on: bool) -> None:
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            widget.setVisible(on)
