@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import random_photo
+from photos import random_photo
 from PIL import Image
 
 from gallery_app.core.calibrate import model_preset

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_photo
+from photos import random_photo
 from PIL import Image, ImageFile
 from PIL.JpegImagePlugin import JpegImageFile
 

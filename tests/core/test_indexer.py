@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import random_photo
+from photos import random_photo
 from PIL import Image
 
 from gallery_app.core.errors import GalleryError
