@@ -102,36 +102,30 @@ class _StoredValueError(ValueError):
     """A value read back from the catalog is not what gallery-app stores there."""
 
 
-def _guarded(method: _Method) -> _Method:
-    """Every catalog read: an SQLite error or an undecodable stored value becomes the designed
-    error (in use, disk full, damaged ...), never a bare exception."""
+def _guard(value_errors: tuple[type[Exception], ...]) -> Callable[[_Method], _Method]:
+    """A decorator turning an SQLite error into the designed error (in use, disk full,
+    damaged ...) and `value_errors` into "damaged": never a bare exception."""
 
-    @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as exc:
-            raise self._translate(exc) from exc
-        except _DECODING_ERRORS as exc:
-            raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
+    def decorate(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise self._translate(exc) from exc
+            except value_errors as exc:
+                raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
-def _guarded_write(method: _Method) -> _Method:
-    """Every catalog write: like `_guarded`, but a TypeError or ValueError from the records
-    handed in is the caller's bug, not damage; only values read back are checked."""
-
-    @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as exc:
-            raise self._translate(exc) from exc
-        except _StoredValueError as exc:
-            raise self._damaged(f"a stored value cannot be read: {_short(exc)}") from exc
-
-    return wrapper  # type: ignore[return-value]
+# Every catalog read: a value that cannot be decoded is damage.
+_guarded = _guard(_DECODING_ERRORS)
+# Every catalog write: a TypeError or ValueError from the records handed in is the caller's
+# bug, not damage; only values read back (_StoredValueError) are checked.
+_guarded_write = _guard((_StoredValueError,))
 
 
 @dataclass(frozen=True)
