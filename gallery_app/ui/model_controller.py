@@ -54,11 +54,18 @@ class ModelController(QObject):
         self._task: LoadModelTask | None = None
         self._chosen_here = False
         self._closed = False  # the window closed: answers still queued are dropped
+        # Retry pressed after a load failed but before its task finished: run once it has.
+        self._retry: tuple[str | None] | None = None
 
     def start(self, model: str | None = None) -> bool:
         """Load `model` (a folder chosen in the window), or the requested one again."""
         if self._task is not None:
-            return False
+            if self.state == LOADING:
+                return False
+            # The failure is already shown (the banner's Retry is live) while its task winds
+            # down: load again as soon as it has, instead of ignoring the click.
+            self._retry = (model,)
+            return True
         if model:
             self.requested, self._chosen_here = model, True
         self.state = LOADING
@@ -112,6 +119,9 @@ class ModelController(QObject):
         if self.state == LOADING and not self._closed:  # failed with an error already reported
             self.state = FAILED
             self.unavailable.emit(FAILED, "The model could not be loaded (see View › Log).")
+        if self._retry is not None and not self._closed:
+            (model,), self._retry = self._retry, None
+            self.start(model)
 
     def close(self) -> None:
         self._closed = True

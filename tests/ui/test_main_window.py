@@ -294,6 +294,31 @@ def test_model_unavailable_shows_banner_library_browses_and_folders_wait(
     assert len(window.search.results) == 5
 
 
+def test_retry_pressed_while_the_failed_load_winds_down_loads_again(
+    qtbot, open_window, tiny_model_dir, tmp_path
+):
+    # The banner (and its Retry) shows on `unavailable`, before the failed load's task has
+    # finished: a click then must load again once it has, not be dropped.
+    model = tmp_path / "my-model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = model / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(b"broken")
+    window = open_window(str(model), wait_ready=False)
+    clicks = []
+
+    def retry_at_once(_state: str, _message: str) -> None:
+        if not clicks:
+            weights.write_bytes(good)
+            clicks.append(window.model.start())
+
+    window.model.unavailable.connect(retry_at_once)
+    with qtbot.waitSignal(window.model.ready, timeout=WAIT_MS):
+        window.start_engine()
+    assert clicks == [True]
+    assert not window.results_panel.banner.isVisible()
+
+
 def test_a_missing_model_folder_says_missing(qtbot, open_window, tmp_path):
     window = open_window(str(tmp_path / "no-such-model"), wait_ready=False)
     with qtbot.waitSignal(window.model_missing, timeout=WAIT_MS):
