@@ -97,18 +97,24 @@ def test_1000_searches_interleaved_with_an_index_run(library, encoder, make_imag
     assert len(library.index) == library.catalog.count() == 40 - 12 + 60
 
 
+def start_writer(model_dir, data, folder, marker) -> subprocess.Popen:
+    """An `index` child (batches of 4) that writes `marker` and hangs inside its first batch,
+    holding the writer lock mid-run."""
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), str(model_dir), str(data), str(folder),
+         "4", "1", str(marker), "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def test_second_writer_in_another_process_gets_library_in_use(
     tiny_model_dir, encoder, make_images, tmp_path
 ):
     paths = make_images(12)
     data = tmp_path / "data"
     marker = tmp_path / "in-flight"
-    child = subprocess.Popen(
-        [sys.executable, str(CHILD), str(tiny_model_dir), str(data), str(paths[0].parent),
-         "4", "1", str(marker), "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    child = start_writer(tiny_model_dir, data, paths[0].parent, marker)
     try:
         wait_for(marker.exists, "the child to start indexing", child)
         with pytest.raises(LibraryInUse, match=f"pid {child.pid}"):
@@ -190,12 +196,7 @@ def test_search_tune_and_debug_scores_run_while_an_index_is_running(
     paths = make_images(12)
     data = tmp_path / "data"
     marker = tmp_path / "in-flight"
-    writer = subprocess.Popen(
-        [sys.executable, str(CHILD), str(tiny_model_dir), str(data), str(paths[0].parent),
-         "4", "1", str(marker), "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    writer = start_writer(tiny_model_dir, data, paths[0].parent, marker)
     try:
         wait_for(marker.exists, "the writer to be mid-run", writer)
         common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
