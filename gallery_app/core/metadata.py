@@ -189,8 +189,6 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 _WORD = re.compile(r"[^\W_]+")
 _ARTICLES = frozenset({"a", "an", "the"})
-# Split inside a name: "beachDay" -> beach Day, "HTMLFile" -> HTML File, "trip2019" -> trip 2019.
-_NAME_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_]+")
 # Tokens of camera and phone file names, and words every photo's name could hold.
 CAMERA_TOKENS = frozenset(
     {
@@ -218,11 +216,30 @@ def name_words(part: str) -> tuple[str, ...]:
     numbers, single letters and camera tokens (IMG, DSC, PXL...) dropped."""
     out = []
     for chunk in _WORD.findall(unicodedata.normalize("NFC", part)):
-        for piece in _NAME_PARTS.findall(chunk):
+        for piece in _name_pieces(chunk):
             word = fold(piece)
             if len(word) > 1 and not word.isdigit() and word not in CAMERA_TOKENS:
                 out.append(word)
     return tuple(w for w in out if w not in _ARTICLES)
+
+
+def _name_pieces(chunk: str) -> list[str]:
+    """Split inside a name: "beachDay" -> beach Day, "HTMLFile" -> HTML File, "trip2019" ->
+    trip 2019 (any script's upper and lower case)."""
+    pieces: list[str] = []
+    start = 0
+    for i in range(1, len(chunk)):
+        before, here = chunk[i - 1], chunk[i]
+        after = chunk[i + 1] if i + 1 < len(chunk) else ""
+        if (
+            before.isdigit() != here.isdigit()
+            or (before.islower() and here.isupper())
+            or (before.isupper() and here.isupper() and after.islower())
+        ):
+            pieces.append(chunk[start:i])
+            start = i
+    pieces.append(chunk[start:])
+    return [p for p in pieces if p]
 
 
 def path_words(path: str, root: str | None) -> tuple[tuple[str, ...], ...]:

@@ -16,6 +16,7 @@ from gallery_app.core.calibrate import Calibration
 from gallery_app.core.expansion import Expander, Variant, pluralize
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.library import Library
+from gallery_app.core.metadata import MetadataMatcher, PhotoBoosts, RowBoosts, hybrid_score
 from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
 
 DEFAULT_TOP_K = 20
@@ -119,6 +120,11 @@ class SearchResult:
     prompt: str | None  # None for the ensemble, which has no single prompt
     weight: float
     position: int = -1  # row in SearchHits (for SearchHits.variant_cosines)
+    # The hybrid score (core/metadata.py): score = visual + (1 - visual) x boost, with visual
+    # the calibrated visual score; None when no metadata was looked at (score is visual).
+    visual: float | None = None
+    boost: float = 0.0
+    boost_reason: str = ""  # which tag or word matched, from which source
 
 
 class CosineSource(Protocol):
@@ -146,6 +152,7 @@ class SearchHits:
     members: tuple[PromptVariant, ...] = ()
     per_variant: CosineSource | None = None  # own cosines of `listed`, by position
     complete: bool = True  # every photo of the library is here (not only top-k candidates)
+    boost: RowBoosts | None = None  # each row's metadata boost (Searcher._metadata_boosts)
 
     @property
     def listed(self) -> tuple[PromptVariant, ...]:
@@ -190,7 +197,8 @@ class SearchHits:
         tied = weighted == weighted.max(axis=1, keepdims=True)
         best = np.argmax(np.where(tied, self.raw, -np.inf), axis=1)
         rows = np.arange(len(self.image_ids))
-        score = weighted[rows, best]
+        visual = weighted[rows, best]
+        score = visual if self.boost is None else hybrid_score(visual, self.boost.values)
         raw = self.raw[rows, best]
         candidates = rows
         if min_score is not None:
@@ -217,6 +225,9 @@ class SearchHits:
                     prompt=variant.prompt,
                     weight=variant.weight,
                     position=i,
+                    visual=None if self.boost is None else float(visual[i]),
+                    boost=0.0 if self.boost is None else float(self.boost.values[i]),
+                    boost_reason="" if self.boost is None else self.boost.reasons[i],
                 )
             )
         return results
@@ -315,6 +326,7 @@ class Searcher:
         self.library = library
         self.encoder = encoder
         self.expander = expander or Expander()
+        self.metadata = MetadataMatcher(library.catalog)
         self._memory: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -439,16 +451,18 @@ class Searcher:
             )
         text = self.text_vectors([_prompt(v) for v in variants])
         columns, members, column_text = scored_columns(variants, text, aggregate)
+        boosts = self._metadata_boosts(query, variants, snapshot)
         complete = top_k is None or top_k >= len(snapshot)
         if complete:
             positions = np.arange(len(snapshot), dtype=np.intp)
             raw = snapshot.cosines(column_text)
         elif len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0:
             scan = snapshot.cosines(column_text)
-            positions = _top_rows(scan, int(top_k or 0))
+            positions = _with_boosted(_top_rows(scan, int(top_k or 0)), snapshot, boosts)
             raw = scan[positions]
         else:
             positions = self._graph_candidates(snapshot, column_text, int(top_k or 0))
+            positions = _with_boosted(positions, snapshot, boosts)
             raw = snapshot.cosines(column_text, positions)
         return SearchHits(
             query,
@@ -462,7 +476,16 @@ class Searcher:
             if aggregate == ENSEMBLE
             else None,
             complete,
+            boosts.rows(snapshot.ids[positions]),
         )
+
+    def _metadata_boosts(
+        self, query: str, variants: Sequence[PromptVariant], snapshot: VectorSnapshot
+    ) -> PhotoBoosts:
+        """The photos whose tags, description, file keywords/title/caption or name words hold
+        the query or one of its synonyms (broader terms never boost), over every photo."""
+        phrases = [v.text for v in variants if v.kind != BROADER]
+        return self.metadata.boosts(query, phrases, snapshot)
 
     def _graph_candidates(
         self, snapshot: VectorSnapshot, column_text: npt.NDArray[np.float32], top_k: int
@@ -513,6 +536,17 @@ def _prompt(variant: PromptVariant) -> str:
     if variant.prompt is None:
         raise ValueError(f"{variant.text!r} has no prompt to encode")
     return variant.prompt
+
+
+def _with_boosted(
+    positions: npt.NDArray[np.intp], snapshot: VectorSnapshot, boosts: PhotoBoosts
+) -> npt.NDArray[np.intp]:
+    """Candidates plus every boosted photo: a photo without a boost scores its visual score,
+    so the visual top k still holds every unboosted photo of the hybrid top k, and the
+    boosted ones are all here whatever their visual rank. That keeps the hybrid top k exact."""
+    if not len(boosts):
+        return positions
+    return np.union1d(positions, snapshot.positions_of(boosts.image_ids)).astype(np.intp)
 
 
 def _top_rows(scan: npt.NDArray[np.float32], top_k: int) -> npt.NDArray[np.intp]:
