@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 from photos import random_photo
+from PIL import Image
 from synthetic import SeededEncoder, add_vectors, clustered, synthetic_library
 
 from gallery_app.core.calibrate import Calibration, model_preset

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, PngImagePlugin
 from photos import random_photo
+from PIL import Image, PngImagePlugin
 
 from gallery_app.core import metadata
 from gallery_app.core.imaging import decode
