@@ -55,6 +55,7 @@ IMAGE_EXTENSIONS = frozenset(
 DECODER_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 HEIF_MISSING = "HEIC needs the heif extra: pip install 'gallery-app[heif]'"
 RAW_MISSING = "RAW photos need the raw extra: pip install 'gallery-app[raw]'"
+ORIGINAL_SIZE = "gallery_app.original_size"  # in img.info: the size of what a preview stands for
 RAW_MAX_BYTES = 512 << 20  # the biggest RAW file read into memory (medium format is ~200 MB)
 # The most memory decoding may hold at once in one process, over all threads (the indexer's
 # pool, the grid's thumbnails): each decode reserves its estimate (`decode_cost_bytes`) before
@@ -235,6 +236,8 @@ def _open_raw(handle: BinaryIO, size: int) -> Image.Image:
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
             flip = int(raw.sizes.flip)
+            # The photo's own size, not the preview's or the half-size development's.
+            size_before_flip = (int(raw.sizes.width), int(raw.sizes.height))
             img = _raw_preview(raw, rawpy)
             if img is None:
                 cost = int(raw.sizes.raw_width) * int(raw.sizes.raw_height) * 8
@@ -245,13 +248,19 @@ def _open_raw(handle: BinaryIO, size: int) -> Image.Image:
                     )
                 with DECODE_BUDGET.reserve(cost):
                     rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
-                return Image.fromarray(rgb, "RGB")
+                developed = Image.fromarray(rgb, "RGB")  # libraw has applied the flip
+                width, height = size_before_flip
+                developed.info[ORIGINAL_SIZE] = (
+                    (height, width) if flip in (5, 6) else (width, height)
+                )
+                return developed
     except rawpy.LibRawError as exc:
         raise DecodeError(f"not a RAW photo rawpy can read ({_short(exc)})") from exc
     # libraw's flip: 3 = 180°, 5 = 90° counter-clockwise, 6 = 90° clockwise (EXIF 3, 8, 6).
     orientation = {3: 3, 5: 8, 6: 6}.get(flip)
     if orientation is not None and _orientation(img) == 1:
         img.getexif()[_ORIENTATION] = orientation
+    img.info[ORIGINAL_SIZE] = size_before_flip  # decode turns it with the orientation
     return img
 
 
@@ -373,7 +382,7 @@ def decode(
     budget = budget or DECODE_BUDGET
     try:
         with open_image(path) as (img, handle):
-            width, height = img.size
+            width, height = img.info.get(ORIGINAL_SIZE, img.size)
             # JPEG draft decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
             wanted = max(model_px, thumbnail_px)
             img.draft("RGB", (wanted, wanted))
