@@ -21,7 +21,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gallery_app.core.catalog import is_within
+from gallery_app.core.errors import GalleryError
 from gallery_app.core.expansion import singular_candidates
 
 if TYPE_CHECKING:
@@ -506,3 +507,22 @@ def _folder_text(path: str, root: str | None, part: tuple[str, ...]) -> str:
             if name_words(name) == part:
                 return name
     return parent.name
+
+
+# --- Writing what people say (tags, descriptions) -------------------------------------------
+
+
+def open_for_metadata(catalog_path: Path) -> Catalog:
+    """A library's catalog opened to write tags and descriptions, without the library's
+    writer lock: those writes touch neither the vectors nor the index, so they may run while
+    another gallery-app indexes the library; SQLite's own locking (WAL, a busy timeout)
+    orders them with its batches. The model is read from the catalog: none needs loading."""
+    from gallery_app.core.catalog import Catalog, read_identity
+
+    if not catalog_path.is_file():
+        raise GalleryError(
+            f"There is no library at {catalog_path.parent} yet: index a folder first "
+            "(gallery-app index FOLDER), then tag its photos."
+        )
+    model_id, dim = read_identity(catalog_path)
+    return Catalog(catalog_path, model_id, dim)

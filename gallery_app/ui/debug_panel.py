@@ -184,6 +184,8 @@ class ResultsTableModel(QAbstractTableModel):
                 return result.path
             if column == self.VARIANT:
                 return f"prompt: {result.prompt}\nweight: {result.weight:g}"
+            if column == self.SCORE:
+                return boost_text(result)
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (self.RAW, self.SCORE):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -243,6 +245,39 @@ class ResultsTableModel(QAbstractTableModel):
         return scaled
 
 
+BOOST_LINES = 8  # boosted photos listed in the section; the Score column's tooltip has each
+
+
+def boost_text(result: SearchResult) -> str:
+    """A result's hybrid score spelled out: visual, boost, score, and why."""
+    if result.visual is None or result.boost <= 0:
+        return "No metadata matched: the score is the visual score."
+    return (
+        f"visual {result.visual:.4f} + (1 − visual) × boost {result.boost:.2f} = "
+        f"{result.score:.4f}\n{result.boost_reason}"
+    )
+
+
+def boost_section(results: Sequence[SearchResult]) -> str:
+    """The metadata boosts of a search: how many photos matched, the first few and why."""
+    boosted = [r for r in results if r.visual is not None and r.boost > 0]
+    if not boosted:
+        return ""
+    lines = [
+        f"Metadata boost (score = visual + (1 − visual) × boost) on {len(boosted)} of "
+        f"{len(results)} results:"
+    ]
+    for r in boosted[:BOOST_LINES]:
+        assert r.visual is not None
+        lines.append(
+            f"{os.path.basename(r.path)}: visual {r.visual:.4f}, boost {r.boost:.2f} → "
+            f"{r.score:.4f} ({r.boost_reason})"
+        )
+    if len(boosted) > BOOST_LINES:
+        lines.append(f"… and {len(boosted) - BOOST_LINES} more (hover a score for its own)")
+    return "\n".join(lines)
+
+
 def _sort_value(rank: int, result: SearchResult, column: int) -> Any:
     """What a column sorts by: floats for the numbers (so 0.1 < 0.05 never happens), the
     ranking position for the thumbnail column (sorting by it restores the ranking)."""
@@ -273,6 +308,10 @@ class DebugPanel(QWidget):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._warnings_label.setVisible(False)
+        self._boost_label = QLabel(self)  # the hybrid score's section: which photos, and why
+        self._boost_label.setTextFormat(Qt.TextFormat.PlainText)
+        self._boost_label.setWordWrap(True)
+        self._boost_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self._variants = QTableWidget(0, 3, self)
         self._variants.setHorizontalHeaderLabels(["Variant", "Weight", "Source"])
@@ -312,6 +351,7 @@ class DebugPanel(QWidget):
         layout.addWidget(self._calibration_label)
         layout.addWidget(self._summary_label)
         layout.addWidget(self._warnings_label)
+        layout.addWidget(self._boost_label)
         layout.addWidget(splitter, 1)
         self.clear()
 
@@ -342,8 +382,10 @@ class DebugPanel(QWidget):
                 f"mean {summary.mean:.4f} · max {summary.max:.4f} · std {summary.std:.4f}"
             )
         self._set_warnings([diagnosis.message for diagnosis in diagnose(raw, calibration)])
+        self._boost_label.setText(boost_section(results))
 
     def clear(self) -> None:
+        self._boost_label.setText("")
         self._set_variants(())
         self._model.set_results([])
         self._calibration_label.setText("No search yet.")
@@ -391,6 +433,9 @@ class DebugPanel(QWidget):
 
     def calibration_text(self) -> str:
         return self._calibration_label.text()
+
+    def boost_text(self) -> str:
+        return self._boost_label.text()
 
     # -- internals --------------------------------------------------------------------------
 

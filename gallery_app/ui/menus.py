@@ -20,7 +20,7 @@ SHORTCUTS = (
     ("Left / Right", "Previous / next photo in the viewer"),
     ("+ / − / F / 1", "Zoom in / out / fit / 100% in the viewer (or Ctrl+wheel)"),
     ("Ctrl++ / Ctrl+−", "Larger / smaller thumbnails (or Ctrl+wheel over the grid)"),
-    ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy paths)"),
+    ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy, tag)"),
     ("Ctrl+Q", "Quit"),
 )
 

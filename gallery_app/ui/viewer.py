@@ -22,13 +22,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gallery_app.core.catalog import PhotoMetadata
 from gallery_app.ui import file_actions
 from gallery_app.ui.grid_model import GridItem
+from gallery_app.ui.metadata_editor import MetadataBox
 
 ZOOM_STEPS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 INFO_WIDTH = 230
 
 Describe = Callable[[GridItem], str]  # the score breakdown of a result, as HTML
+MetadataFor = Callable[[int], PhotoMetadata]  # a photo's tags and description, by image id
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def _tool_button(text: str) -> QToolButton:
 class Viewer(QWidget):
     closed = Signal()  # back to the grid
     current_changed = Signal(int)  # the row of the results being shown
+    metadata_edited = Signal(object)  # a MetadataEdit of the photo shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +94,7 @@ class Viewer(QWidget):
         self._zoom: float | None = None  # None: fit the window
         self._image = QPixmap()
         self.describe: Describe | None = None
+        self.metadata_for: MetadataFor | None = None
 
         self.back_button = _tool_button("◀ Results")
         self.back_button.setToolTip("Back to the grid (Esc)")
@@ -154,8 +159,13 @@ class Viewer(QWidget):
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, act=act: self._act(act))
             self.action_buttons.addWidget(button)
+        self.metadata_box = MetadataBox()
+        self.metadata_box.setFixedWidth(INFO_WIDTH)
+        self.metadata_box.edited.connect(self.metadata_edited)
+        self.metadata_box.hide()
         side = QVBoxLayout()
         side.addWidget(self.info)
+        side.addWidget(self.metadata_box)
         side.addLayout(self.action_buttons)
         side.addStretch(1)
         body = QHBoxLayout()
@@ -186,6 +196,9 @@ class Viewer(QWidget):
         self._image = self._read(item.path)
         self._render()
         self._show_info(item)
+        if self.metadata_for is not None:
+            self.metadata_box.show_metadata(item.image_id, self.metadata_for(item.image_id))
+        self.metadata_box.setVisible(self.metadata_for is not None)
         self.position_label.setText(f"{self._row + 1} of {len(self._items)}")
         self.previous_button.setEnabled(self._row > 0)
         self.next_button.setEnabled(self._row < len(self._items) - 1)
