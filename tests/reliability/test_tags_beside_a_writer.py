@@ -1,0 +1,58 @@
+"""Tags and descriptions are written while another process indexes the library and holds
+its writer lock: SQLite's locking orders them, no writer lock is needed."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from test_concurrency import start_writer
+from test_crash import wait_for
+
+from gallery_app.core.errors import LibraryInUse
+from gallery_app.core.library import Library, library_folder
+from gallery_app.core.metadata import open_for_metadata
+
+
+@pytest.fixture
+def writer(tiny_model_dir, make_images, tmp_path):
+    """A child `index` run holding the writer lock, with its first batch (4) committed."""
+    paths = make_images(12)
+    data = tmp_path / "data"
+    marker = tmp_path / "in-flight"
+    child = start_writer(tiny_model_dir, data, paths[0].parent, marker)
+    try:
+        wait_for(marker.exists, "the child to start indexing", child)
+        yield data, child
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+
+
+def test_tags_are_written_beside_a_writer_in_another_process(writer, encoder):
+    data, child = writer
+    with pytest.raises(LibraryInUse, match=f"pid {child.pid}"):
+        Library(data, encoder.model_id, encoder.dim)  # the lock is held
+    path = library_folder(data, encoder.model_id) / "catalog.sqlite"
+    catalog = open_for_metadata(path)
+    try:
+        ids = [image.id for image in catalog.browse()]
+        assert len(ids) == 4  # the committed batch
+        catalog.edit_tags(ids[:2], add=["harbour", "Sylt"])
+        catalog.set_description([ids[0]], "Boats at dusk")
+        catalog.edit_tags([ids[1]], remove=["sylt"])
+    finally:
+        catalog.close()
+    with Library(data, encoder.model_id, encoder.dim, read_only=True) as reader:
+        meta = reader.catalog.metadata(ids)
+    assert meta[ids[0]].user_tags == ("harbour", "Sylt")
+    assert meta[ids[0]].description == "Boats at dusk"
+    assert meta[ids[1]].user_tags == ("harbour",)
+    assert child.poll() is None  # the writer was never disturbed
+
+
+def test_no_library_yet_is_a_clear_error(tmp_path):
+    from gallery_app.core.errors import GalleryError
+
+    with pytest.raises(GalleryError, match="index a folder first"):
+        open_for_metadata(tmp_path / "nothing" / "catalog.sqlite")
