@@ -422,17 +422,19 @@ class MetadataMatcher:
 
     def boosts(self, query: str, phrases: Sequence[str], snapshot: VectorSnapshot) -> PhotoBoosts:
         """Each photo of the snapshot matched by any phrase (the query and its synonyms)."""
-        sources = self._sources(snapshot)
         matched: dict[int, dict[str, BoostMatch]] = {}
-        for phrase in dict.fromkeys(" ".join(p.lower().split()) for p in phrases):
-            phrase_words = words(phrase)
-            if not phrase_words:
-                continue
-            for source, fields in sources.items():
-                for image_id, (field, text) in fields.matches(phrase_words).items():
-                    matched.setdefault(image_id, {}).setdefault(
-                        source, BoostMatch(source, field, text, phrase)
-                    )
+        # One search at a time: the name index is brought up to date in place.
+        with self._lock:
+            sources = self._sources()
+            for phrase in dict.fromkeys(" ".join(p.lower().split()) for p in phrases):
+                phrase_words = words(phrase)
+                if not phrase_words:
+                    continue
+                for source, fields in sources.items():
+                    for image_id, (field, text) in fields.matches(phrase_words).items():
+                        matched.setdefault(image_id, {}).setdefault(
+                            source, BoostMatch(source, field, text, phrase)
+                        )
         live = set(snapshot.ids.tolist()) if len(matched) else set()
         ids = sorted(i for i in matched if i in live)
         order = (USER, FILE, NAME)
@@ -445,16 +447,20 @@ class MetadataMatcher:
             ),
         )
 
-    def _sources(self, snapshot: VectorSnapshot) -> dict[str, _Fields]:
-        with self._lock:
-            said_at = self.catalog.metadata_generation()
-            if said_at != self._said_at:
-                self._said = self._read_said()
-                self._said_at = said_at
-            if snapshot.generation != self._names_at:
-                self._names = self._read_names(snapshot)
-                self._names_at = snapshot.generation
-            return {USER: self._said[USER], FILE: self._said[FILE], NAME: self._names}
+    def _sources(self) -> dict[str, _Fields]:
+        said_at = self.catalog.metadata_generation()
+        if said_at != self._said_at:
+            self._said = self._read_said()
+            self._said_at = said_at
+        # Names of every photo with a vector, whatever the snapshot searched (a filtered one
+        # holds fewer): the caller keeps only the photos its snapshot holds.
+        from gallery_app.core.vectors import vector_store
+
+        everything = vector_store(self.catalog).snapshot()
+        if everything.generation != self._names_at:
+            self._names = self._read_names(everything)
+            self._names_at = everything.generation
+        return {USER: self._said[USER], FILE: self._said[FILE], NAME: self._names}
 
     def _read_said(self) -> dict[str, _Fields]:
         user: list[tuple[int, str, str, tuple[str, ...]]] = []
