@@ -170,6 +170,22 @@ def test_help_lists_the_commands(capsys):
     assert "index" in out and "search" in out and "desktop app" in out
 
 
+@pytest.mark.parametrize("module", ["gallery_app", "gallery_app.cli"])
+def test_python_dash_m_runs_the_command(module, capsys):
+    """`python -m gallery_app` and `python -m gallery_app.cli` are `gallery-app` itself."""
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    expected = capsys.readouterr().out
+    ran = subprocess.run(
+        [sys.executable, "-m", module, "search", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == expected
+
+
 def test_no_subcommand_opens_the_desktop_app(monkeypatch, tmp_path):
     import gallery_app.ui.app as app_module
 
