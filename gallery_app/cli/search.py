@@ -120,7 +120,11 @@ def run_search(args: argparse.Namespace) -> int:
                     "results": [
                         {
                             "path": r.path,
+                            # The hybrid score (core/metadata.py): visual + (1 - visual) x boost.
                             "score": r.score,
+                            "visual": r.score if r.visual is None else r.visual,
+                            "boost": r.boost,
+                            "boost_reason": r.boost_reason,
                             "raw": r.raw,
                             "variant": r.variant,
                             "prompt": r.prompt,
@@ -152,7 +156,13 @@ def run_search(args: argparse.Namespace) -> int:
     width = max([len(r.variant) for r in results] + [7])
     print(f"{'#':>3}  {'score':>6}  {'raw':>7}  {'variant':<{width}}  path")
     for rank, r in enumerate(results, 1):
-        print(printable(f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}"))
+        boosted = f"  (visual {r.visual:.4f}, boost {r.boost:.2f}: {r.boost_reason})"
+        why = boosted if r.visual is not None and r.boost > 0 else ""
+        print(
+            printable(
+                f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}{why}"
+            )
+        )
     if args.min_score is not None:
         print(f"{len(results)} photo(s) score at least {args.min_score:g}", file=sys.stderr)
     return 0

@@ -3,7 +3,11 @@ its writer lock: SQLite's locking orders them, no writer lock is needed."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from test_concurrency import start_writer
@@ -49,6 +53,26 @@ def test_tags_are_written_beside_a_writer_in_another_process(writer, encoder):
     assert meta[ids[0]].description == "Boats at dusk"
     assert meta[ids[1]].user_tags == ("harbour",)
     assert child.poll() is None  # the writer was never disturbed
+
+
+def test_the_tag_command_runs_beside_a_writer_in_another_process(writer, encoder, tiny_model_dir):
+    data, child = writer
+    with Library(data, encoder.model_id, encoder.dim, read_only=True) as reader:
+        paths = [image.path for image in reader.catalog.browse()]
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data)]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gallery_app", *common, "tag", *paths[:2], "--add", "harbour",
+         "--description", "Boats", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)["photos"]
+    assert [(p["tags"], p["description"]) for p in shown] == [(["harbour"], "Boats")] * 2
+    with Library(data, encoder.model_id, encoder.dim, read_only=True) as reader:
+        ids = reader.catalog.ids_for_paths(paths[:2]).values()
+        assert all(m.user_tags == ("harbour",) for m in reader.catalog.metadata(ids).values())
+    assert child.poll() is None  # still indexing, lock held
 
 
 def test_no_library_yet_is_a_clear_error(tmp_path):

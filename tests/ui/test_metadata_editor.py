@@ -45,9 +45,11 @@ def test_the_dialog_edits_a_selection(qtbot):
 
 
 def _wait_saved(qtbot, window, action):
-    with qtbot.waitSignal(window.search_done, timeout=WAIT_MS):  # it searches again
-        with qtbot.waitSignal(window.metadata.saved, timeout=WAIT_MS):
-            action()
+    with (
+        qtbot.waitSignal(window.search_done, timeout=WAIT_MS),  # it searches again
+        qtbot.waitSignal(window.metadata.saved, timeout=WAIT_MS),
+    ):
+        action()
 
 
 def test_tagging_in_the_viewer_stores_it_and_ranks_the_photo_first(
