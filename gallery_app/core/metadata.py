@@ -291,7 +291,7 @@ _FIELD_LABELS = {
 def combined_boost(sources: Iterable[str]) -> float:
     """The boost of a photo whose metadata matched from these sources (each counted once)."""
     miss = 1.0
-    for source in set(sources):
+    for source in sorted(set(sources)):  # one order: the same float every time
         miss *= 1.0 - SOURCE_BOOST[source]
     return min(BOOST_CAP, 1.0 - miss)
 
@@ -325,10 +325,6 @@ class RowBoosts:
 
     values: npt.NDArray[np.float64]
     reasons: tuple[str, ...]
-
-    @staticmethod
-    def none(count: int) -> RowBoosts:
-        return RowBoosts(np.zeros(count, np.float64), ("",) * count)
 
 
 @dataclass(frozen=True, eq=False)

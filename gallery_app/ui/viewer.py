@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QImageReader, QKeyEvent, QPixmap, QWheelEvent
+from PySide6.QtGui import QImage, QImageReader, QKeyEvent, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -29,6 +29,7 @@ from gallery_app.ui.metadata_editor import MetadataBox
 
 ZOOM_STEPS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 INFO_WIDTH = 230
+VIEWER_PX = 2560  # longest side of a photo the viewer decodes itself (HEIC, RAW)
 
 Describe = Callable[[GridItem], str]  # the score breakdown of a result, as HTML
 MetadataFor = Callable[[int], PhotoMetadata]  # a photo's tags and description, by image id
@@ -72,6 +73,17 @@ def read_facts(path: str) -> PhotoFacts:
     except OSError:
         size, modified = None, None
     return PhotoFacts(width, height, taken, camera, size, modified)
+
+
+def _decode_large(path: str) -> tuple[QImage | None, str]:
+    """A photo Qt cannot read (HEIC, RAW) through the app's own decoder, at VIEWER_PX."""
+    from gallery_app.core.imaging import DecodeError, decode
+    from gallery_app.ui.thumbnails import to_qimage
+
+    try:
+        return to_qimage(decode(path, thumbnail_px=VIEWER_PX).thumbnail), ""
+    except DecodeError as exc:
+        return None, str(exc)
 
 
 def _tool_button(text: str) -> QToolButton:
@@ -244,8 +256,11 @@ class Viewer(QWidget):
         reader.setAutoTransform(True)
         image = reader.read()
         if image.isNull():
-            self.picture.setText(f"Cannot show this image: {reader.errorString()}")
-            return QPixmap()
+            decoded, reason = _decode_large(path)  # HEIC, RAW: formats Qt does not read
+            if decoded is None:
+                self.picture.setText(f"Cannot show this image: {reason or reader.errorString()}")
+                return QPixmap()
+            image = decoded
         return QPixmap.fromImage(image)
 
     def _fit_scale(self) -> float:
