@@ -6,8 +6,8 @@ import io
 import sys
 
 import pytest
-from PIL import Image
 from photos import random_photo
+from PIL import Image
 
 from gallery_app.core import imaging
 from gallery_app.ui.grid_model import GridItem
