@@ -317,6 +317,7 @@ class FeedbackController(QObject):
         if self.sender() is self._fitting:
             self._fitting = None
 
+
 def wire_feedback(window: MainWindow) -> FeedbackController:
     """The window's wiring for the marks (kept here so main_window stays a page of wiring):
     the panel under the debug table, the mark bar in the viewer, and their updates."""

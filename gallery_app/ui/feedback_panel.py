@@ -310,7 +310,7 @@ class MarkBar(QWidget):
         self._mark = relevant
         self.setVisible(bool(query))
         state = {True: "marked relevant", False: "marked not relevant", None: "not marked"}
-        self.label.setText(f"For “{query}”: {state[relevant]}" if query else "")
+        self.label.setText(f"For “{query}”: {state[relevant]} (keys R / N)" if query else "")
         for button, checked in (
             (self.relevant_button, relevant is True),
             (self.not_relevant_button, relevant is False),

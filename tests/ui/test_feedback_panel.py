@@ -1,4 +1,4 @@
-"""Teach it your photos, in the window: mark in the debug panel and the viewer, fit, apply, clear."""
+"""Teach it your photos in the window: mark in the debug panel and the viewer, fit, apply, clear."""
 
 from __future__ import annotations
 
