@@ -56,6 +56,7 @@ class ResultsTableModel(QAbstractTableModel):
     SortRole = Qt.ItemDataRole.UserRole + 1
 
     _HEADERS = ("Photo", "File", "Variant", "Raw cosine", "Score", "Mark")
+    FIRST_VARIANT = len(_HEADERS)  # each listed variant's own column starts here
     _HEADER_TIPS = (
         "Click to restore the ranking order",
         "File name (hover for the full path)",
