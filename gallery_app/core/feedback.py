@@ -98,7 +98,8 @@ class FeedbackFit:
     raw: npt.NDArray[np.float64]
     ranks: npt.NDArray[np.int64]
     library_size: int
-    top_only: bool  # every judged photo ranks in the top FEEDBACK_TOP_RANKS: prior held nearer
+    top_only: bool  # every judged photo ranks in the top `top_ranks`: the prior held nearer
+    top_ranks: int  # FEEDBACK_TOP_RANKS when fitted
     statistic: str  # ranked_statistic(...) of the settings fitted under
     ranked_under: Calibration  # the calibration the ranks were taken under
     _scored: tuple[_QueryHits, ...] = ()
@@ -194,6 +195,7 @@ def fit_feedback(
         ranks,
         library_size,
         top_only,
+        FEEDBACK_TOP_RANKS,
         ranked_statistic(expand, aggregate),
         calibration,
         tuple(scored),

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gallery_app.core.feedback import FEEDBACK_TOP_RANKS, TOP_ONLY_PRIOR_SCALE
+from gallery_app.core.feedback import TOP_ONLY_PRIOR_SCALE
 from gallery_app.ui import wording
 
 if TYPE_CHECKING:
@@ -178,10 +178,10 @@ class FeedbackPanel(QWidget):
         ]
         if feedback.top_only:
             lines.append(
-                f"All marked photos are in the top {FEEDBACK_TOP_RANKS} of their query: marks "
+                f"All marked photos are in the top {feedback.top_ranks} of their query: marks "
                 "from the top alone bias a fit, so this one was held "
                 f"{1 / TOP_ONLY_PRIOR_SCALE:g}× nearer the model's own calibration. Mark a few "
-                f"from lower down (ranks {2 * FEEDBACK_TOP_RANKS}–{10 * FEEDBACK_TOP_RANKS} in "
+                f"from lower down (ranks {2 * feedback.top_ranks}–{10 * feedback.top_ranks} in "
                 "the debug table) for a fit that can move."
             )
         if outcome.left_out:

@@ -50,7 +50,7 @@ def prior(encoder):
 def test_the_fit_from_marks_equals_the_fit_from_the_same_judgements_as_a_csv(
     encoder, library, photos, tmp_path: Path
 ):
-    from gallery_app.tune import Tuner
+    from gallery_app.cli.tune import Tuner
 
     judged = mark_some(library, photos)
     csv_path = tmp_path / "judged.csv"
