@@ -17,11 +17,12 @@ from gallery_app.ui import window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
+from gallery_app.ui.feedback_controller import wire_feedback
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
 from gallery_app.ui.menus import build_menus
-from gallery_app.ui.metadata_editor import MetadataController, edit_tags_of
+from gallery_app.ui.metadata_editor import wire_metadata
 from gallery_app.ui.model_controller import MISSING, ModelController
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
 from gallery_app.ui.search_controller import ResultSummary, SearchController, grid_items
@@ -73,7 +74,6 @@ class MainWindow(QMainWindow):
             self.grid_model, self.calibration_state, self.settings, self.runner, self
         )
         self.library = LibraryController(self.runner, self)
-        self.metadata = MetadataController(self.runner, self)
         self.model = ModelController(
             self.runner, self.settings, data_dir, model, expansions_file, fast, self
         )
@@ -81,6 +81,8 @@ class MainWindow(QMainWindow):
         self._precompute = precompute_dictionary
         self._build()
         self._wire()
+        self.feedback = wire_feedback(self)  # marks, Fit calibration, Apply
+        self.metadata = wire_metadata(self)  # tags and descriptions
         if self.settings.load_error:
             self.report_error(self.settings.load_error)
 
@@ -128,12 +130,6 @@ class MainWindow(QMainWindow):
         panel.model_chosen.connect(model.start)
         panel.retry_requested.connect(lambda: self.model.start())
         panel.viewer.describe = search.describe
-        panel.viewer.metadata_for = self.metadata.metadata
-        panel.viewer.metadata_edited.connect(self.metadata.save)
-        panel.tags_requested.connect(lambda ids: edit_tags_of(self, self.metadata, ids))
-        self.metadata.changed.connect(search.search_again)
-        self.metadata.refused.connect(self.report_error)
-        model.library_opened.connect(self.metadata.set_library)
         self.calibration_bar.problem.connect(self.report_error)
         search.ranked.connect(self.debug_panel.show_search)
         search.cleared.connect(self.debug_panel.clear)
@@ -231,7 +227,6 @@ class MainWindow(QMainWindow):
             self.log_view.appendPlainText(f"skipped {failure.path}: {failure.reason}")
         self.indexing_finished.emit(report)
 
-    # -- actions ------------------------------------------------------------------------------
     # -- window -------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         # Thumbnails are rendered for the screen the window is on (crisp on HiDPI), and again
@@ -245,7 +240,6 @@ class MainWindow(QMainWindow):
         self.library.stop()
         self.search.stop()
         self.runner.stop_all()
-        self.metadata.close()
         self.model.close()
         self.thumbnails.shutdown()
         problem = self.settings.flush()

@@ -2,7 +2,7 @@
 and the controller that stores them (catalog transactions on a worker, beside any indexing).
 
 The controller writes through the library's own catalog when the window holds the library,
-and through a catalog of its own, opened without the writer lock, when another gallery-app
+and through a catalog opened for the write without the writer lock when another gallery-app
 holds it (`core.metadata.open_for_metadata`): metadata writes touch neither the vectors nor
 the index, so SQLite's locking is all they need.
 """
@@ -34,6 +34,7 @@ from gallery_app.ui.tasks import Task, TaskRunner
 if TYPE_CHECKING:
     from gallery_app.core.catalog import Catalog
     from gallery_app.core.library import Library
+    from gallery_app.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +60,32 @@ class MetadataEdit:
 class EditMetadataTask(Task):
     title = "Saving tags"
 
-    def __init__(self, catalog: Catalog, edit: MetadataEdit) -> None:
+    def __init__(self, library: Library, edit: MetadataEdit) -> None:
         super().__init__()
-        self.catalog = catalog
+        self.library = library
         self.edit = edit
 
     def work(self) -> MetadataEdit:
+        if not self.library.read_only:
+            self._store(self.library.catalog)
+            return self.edit
+        from gallery_app.core.metadata import open_for_metadata
+
+        catalog = open_for_metadata(self.library.catalog.path)  # beside the other writer
+        try:
+            self._store(catalog)
+        finally:
+            catalog.close()
+        return self.edit
+
+    def _store(self, catalog: Catalog) -> None:
         edit = self.edit
-        self.catalog.edit_tags(edit.image_ids, add=edit.add, remove=edit.remove)
+        catalog.edit_tags(edit.image_ids, add=edit.add, remove=edit.remove)
         if edit.description is not KEEP:
             description = edit.description
-            self.catalog.set_description(
+            catalog.set_description(
                 edit.image_ids, description if isinstance(description, str) else None
             )
-        return edit
 
 
 class MetadataController(QObject):
@@ -86,11 +99,9 @@ class MetadataController(QObject):
         super().__init__(parent)
         self.runner = runner
         self.library: Library | None = None
-        self._writer: Catalog | None = None  # its own catalog when the library is read-only
 
     @Slot(object)
     def set_library(self, library: Library | None) -> None:
-        self.close()
         self.library = library
 
     def metadata(self, image_id: int) -> PhotoMetadata:
@@ -109,30 +120,10 @@ class MetadataController(QObject):
             return False
         if not edit.image_ids:
             return False
-        try:
-            catalog = self._catalog_for_writing()
-        except Exception as exc:
-            self.refused.emit(f"Cannot save tags: {exc}")
-            return False
-        task = EditMetadataTask(catalog, edit)
+        task = EditMetadataTask(self.library, edit)
         task.result.connect(self._on_saved)
         self.runner.start(task)
         return True
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def _catalog_for_writing(self) -> Catalog:
-        assert self.library is not None
-        if not self.library.read_only:
-            return self.library.catalog
-        if self._writer is None:
-            from gallery_app.core.metadata import open_for_metadata
-
-            self._writer = open_for_metadata(self.library.catalog.path)
-        return self._writer
 
     @Slot(object)
     def _on_saved(self, edit: MetadataEdit) -> None:
@@ -270,3 +261,17 @@ def edit_tags_of(parent: QWidget, controller: MetadataController, image_ids: lis
     dialog.accepted.connect(lambda: controller.save(dialog.edit()))
     dialog.finished.connect(dialog.deleteLater)
     dialog.open()
+
+
+def wire_metadata(window: MainWindow) -> MetadataController:
+    """The window's wiring for tags (kept here so main_window stays a page of wiring): the
+    viewer's editor, the grid's Tags dialog, and a new search once an edit is stored."""
+    controller = MetadataController(window.runner, window)
+    panel, viewer = window.results_panel, window.results_panel.viewer
+    viewer.metadata_for = controller.metadata
+    viewer.metadata_edited.connect(controller.save)
+    panel.tags_requested.connect(lambda ids: edit_tags_of(window, controller, ids))
+    controller.changed.connect(window.search.search_again)
+    controller.refused.connect(window.report_error)
+    window.model.library_opened.connect(controller.set_library)
+    return controller
