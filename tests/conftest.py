@@ -102,9 +102,8 @@ def pg_server():
     pytest.importorskip("psycopg", reason="PostgreSQL tests need pip install -e '.[dev]'")
     # Not under pytest's tmp folder: run as root, pgserver runs postgres as its own user,
     # which may not enter root's private folders.
-    import tempfile
-
     import shutil
+    import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="gallery-pg-"))
     server = pgserver.get_server(home / "pgdata", cleanup_mode="delete")
@@ -123,8 +122,10 @@ def pg_url(pg_server) -> str:
     url = pg_server.psql_url
     yield url
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = 'gallery_tests' AND pid <> pg_backend_pid()")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = 'gallery_tests' AND pid <> pg_backend_pid()"
+        )
         for (schema,) in conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'gallery%'"
         ).fetchall():
@@ -133,7 +134,7 @@ def pg_url(pg_server) -> str:
 
 @pytest.fixture
 def library_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """"sqlite" or "postgresql": where the libraries of this test live."""
+    """ "sqlite" or "postgresql": where the libraries of this test live."""
     if request.param == "postgresql":
         monkeypatch.setenv("GALLERY_APP_LIBRARY", request.getfixturevalue("pg_url"))
     return str(request.param)
