@@ -21,6 +21,7 @@ from gallery_app.core.pg_catalog import (
     PgCandidates,
     PgCatalog,
     is_postgres_url,
+    pg_known_libraries,
     read_pg_identity,
 )
 from gallery_app.core.store import CandidateIndex, CatalogStore
@@ -76,8 +77,13 @@ def library_dim(data_dir: Path, model_id: str, location: str | None = None) -> i
     return stored_dim(library_folder(root, model_id) / "catalog.sqlite")
 
 
-def known_libraries(data_dir: Path) -> list[tuple[str, int]]:
-    """(model id, dim) of every library under data_dir whose catalog can be read."""
+def known_libraries(data_dir: Path | str) -> list[tuple[str, int]]:
+    """(model id, dim) of every library under data_dir whose catalog can be read (or, given
+    a postgresql:// URL, of every library in that database)."""
+    if is_postgres_url(data_dir):
+        assert isinstance(data_dir, str)
+        return pg_known_libraries(data_dir)
+    data_dir = Path(data_dir)
     found = []
     for catalog in sorted((data_dir / "libraries").glob("*/catalog.sqlite")):
         try:

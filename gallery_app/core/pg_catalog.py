@@ -1067,6 +1067,33 @@ def read_pg_identity(url: str, model_id: str) -> tuple[str, int] | None:
     return str(meta["model_id"]), int(meta["dim"])
 
 
+def pg_known_libraries(url: str) -> list[tuple[str, int]]:
+    """(model id, dim) of every library in the database (each schema with a meta table)."""
+    import psycopg
+    from psycopg import sql
+
+    found = []
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            schemas = conn.execute(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'meta' "
+                "AND table_schema LIKE 'gallery%' ORDER BY table_schema"
+            ).fetchall()
+            for (schema,) in schemas:
+                meta: dict[str, str] = dict(
+                    conn.execute(
+                        sql.SQL("SELECT key, value FROM {}.meta").format(sql.Identifier(schema))
+                    ).fetchall()
+                )
+                if "model_id" in meta and "dim" in meta:
+                    found.append((str(meta["model_id"]), int(meta["dim"])))
+    except psycopg.Error as exc:
+        raise LibraryUnreachable(
+            f"Cannot reach the library database {redact(url)} ({_first_line(exc)})."
+        ) from exc
+    return found
+
+
 def _schema_statements(dim: int) -> list[str]:
     text = _SCHEMA.format(dim=int(dim), m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
     return [part.strip() for part in text.split(";") if part.strip()]
