@@ -153,7 +153,13 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     from gallery_app.core.library import Library
 
     encoder = open_encoder(args)
-    library = Library(data_dir(args), encoder.model_id, encoder.dim, read_only=not writer)
+    library = Library(
+        data_dir(args),
+        encoder.model_id,
+        encoder.dim,
+        read_only=not writer,
+        location=getattr(args, "library", None),
+    )
     for warning in library.warnings:
         log.warning("%s", warning)
     if library.repair.changed and not library.repair.rebuilt and writer:
