@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from gallery_app.core.catalog import Catalog
-from gallery_app.core.errors import LibraryInUse, LibraryMismatch, LibraryUnreachable
+from gallery_app.core.errors import GalleryError, LibraryInUse, LibraryMismatch, LibraryUnreachable
 from gallery_app.core.indexer import Indexer
 from gallery_app.core.library import Library
 from gallery_app.core.pg_catalog import (
@@ -317,3 +317,36 @@ def test_candidates_come_from_the_server_index_and_cover_the_exact_top(url, tmp_
             assert set(np.asarray(ids)[exact[row]]) <= set(labels[row].tolist())
     finally:
         catalog.close()
+
+
+def test_an_older_schema_is_upgraded_by_a_writer_in_one_transaction(
+    url, encoder, tmp_path, monkeypatch
+):
+    from gallery_app.core import pg_catalog
+
+    client(tmp_path / "data", encoder).close()
+    monkeypatch.setattr(pg_catalog, "PG_SCHEMA_VERSION", PG_SCHEMA_VERSION + 1)
+    monkeypatch.setitem(
+        pg_catalog._MIGRATIONS, PG_SCHEMA_VERSION, ("ALTER TABLE images ADD COLUMN rating int",)
+    )
+    with pytest.raises(LibraryInUse, match="only a writing client"):
+        client(tmp_path / "data", encoder, read_only=True)  # a reader never upgrades
+    broken = ("ALTER TABLE images ADD COLUMN stars int", "ALTER TABLE nowhere ADD COLUMN x int")
+    monkeypatch.setitem(pg_catalog._MIGRATIONS, PG_SCHEMA_VERSION, broken)
+    with pytest.raises(GalleryError):
+        client(tmp_path / "data", encoder)
+    schema = library_schema(encoder.model_id)
+    columns = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s"
+    with psycopg.connect(url) as admin:  # the failed upgrade changed nothing
+        assert "stars" not in {c for (c,) in admin.execute(columns, (schema,)).fetchall()}
+    monkeypatch.setitem(
+        pg_catalog._MIGRATIONS, PG_SCHEMA_VERSION, ("ALTER TABLE images ADD COLUMN rating int",)
+    )
+    library = client(tmp_path / "data", encoder)
+    try:
+        assert library.catalog.migrated_from == PG_SCHEMA_VERSION
+        assert any("upgraded from schema" in note for note in library.warnings)
+    finally:
+        library.close()
+    with psycopg.connect(url) as admin:
+        assert "rating" in {c for (c,) in admin.execute(columns, (schema,)).fetchall()}
