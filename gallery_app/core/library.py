@@ -113,7 +113,7 @@ class Library:
     server keeps the HNSW index, and writers lock folders, not the library: `folder_lock`).
     Thumbnails and the decode journal stay in this machine's data folder either way.
 
-    One process writes to a library at a time (a `WriterLock`; a second writer gets
+    On SQLite one process writes to a library at a time (a `WriterLock`; a second writer gets
     `LibraryInUse`). read_only=True is how every reading command opens it (search, tune,
     debug-scores): no writer lock, so readers never keep an indexer out or each other; it
     sees what the writer has committed (SQLite's WAL), changes nothing on disk, and repairs or
