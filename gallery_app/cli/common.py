@@ -167,6 +167,19 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     return encoder, library
 
 
+def open_library_at(
+    args: argparse.Namespace, location: str, model_id: str, dim: int, *, writer: bool
+) -> Any:
+    """The library of `model_id` at `location` (a postgresql:// URL or a folder), with no
+    encoder: `library copy` moves vectors, it never encodes."""
+    from gallery_app.core.library import Library
+
+    library = Library(data_dir(args), model_id, dim, read_only=not writer, location=location)
+    for warning in library.warnings:
+        log.warning("%s", warning)
+    return library
+
+
 def indexed_files_per_library(args: argparse.Namespace) -> Iterator[list[tuple[str, int]]]:
     """(path, mtime_ns) of the photos of each library in the data folder, read-only and with
     no model: each catalog is closed before its files are handed on."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from gallery_app.cli.common import data_dir, positive_int, printable
+from gallery_app.cli.common import open_library_at, positive_int, printable
 from gallery_app.core.errors import GalleryError
 
 
@@ -32,7 +32,7 @@ def register(commands: Any) -> None:
 def run_copy(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from gallery_app.core.library import Library, known_libraries
+    from gallery_app.core.library import known_libraries
     from gallery_app.core.library_copy import copy_library
     from gallery_app.core.pg_catalog import is_postgres_url, redact
 
@@ -48,8 +48,8 @@ def run_copy(args: argparse.Namespace) -> int:
     for model_id, dim in libraries:
         print(printable(f"{model_id}: {redact(source)} -> {redact(target)}"))
         with (
-            Library(data_dir(args), model_id, dim, read_only=True, location=source) as src,
-            Library(data_dir(args), model_id, dim, location=target) as dst,
+            open_library_at(args, source, model_id, dim, writer=False) as src,
+            open_library_at(args, target, model_id, dim, writer=True) as dst,
             tqdm(total=0, unit="img", file=sys.stderr, disable=None) as bar,
         ):
 
