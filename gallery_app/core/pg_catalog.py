@@ -269,6 +269,7 @@ class PgCatalog:
         self._conn: Any = None
         self._held: dict[int, str] = {}  # advisory locks this client holds: key -> folder
         self._closed = False
+        self._was_connected = False
         self._run(self._open_schema)
 
     # Connection, retries and errors ---------------------------------------------------
@@ -322,10 +323,13 @@ class PgCatalog:
                 try:
                     if self._conn is None or self._conn.closed:
                         self._conn = self._connect()
+                        self._was_connected = True
                         self._retake_locks()
                     return operation(self._conn)
                 except (psycopg.OperationalError, LibraryUnreachable) as exc:
-                    if not self._dropped(exc):
+                    if not self._dropped(exc) or not self._was_connected:
+                        # The first connection failing (a wrong address, user or password)
+                        # is said at once; only a connection that worked is waited for.
                         raise self._translate(exc) from exc
                     if attempt >= len(self.retry_delays_s):
                         raise LibraryUnreachable(
