@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -210,6 +211,7 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
     admin.close()
     if server is not None:
         server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def run_sqlite(args, images, queries, kth) -> None:
