@@ -38,6 +38,10 @@ class LibraryInUse(GalleryError):
     """Another process is writing to the library (or holds a lock on its catalog)."""
 
 
+class LibraryUnreachable(GalleryError):
+    """The library's database server cannot be reached (refused, dropped, timed out)."""
+
+
 class DiskFull(GalleryError):
     """A write failed for lack of space (ENOSPC, SQLITE_FULL); what was committed is intact."""
 

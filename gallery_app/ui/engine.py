@@ -70,11 +70,10 @@ def open_library(
     """The library of `model_id` (read-only beside another writer) and what to tell the user.
 
     With dim None, only a library that already exists is opened (browsing needs no model)."""
-    from gallery_app.core.catalog import stored_dim
-    from gallery_app.core.library import Library, library_folder
+    from gallery_app.core.library import Library, library_dim
 
     if dim is None:
-        dim = stored_dim(library_folder(data_dir, model_id) / "catalog.sqlite")
+        dim = library_dim(data_dir, model_id)  # SQLite here, or GALLERY_APP_LIBRARY's server
         if dim is None:
             return None, []  # nothing indexed for this model yet
     notes: list[str] = []

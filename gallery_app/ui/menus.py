@@ -84,7 +84,10 @@ def about_html(window: MainWindow) -> str:
             "Model",
             f"{info.model_id} ({info.precision})" if info else f"not loaded ({window.model.state})",
         ),
-        ("Library", str(library.folder) if library else "none yet"),
+        (
+            "Library",
+            (library.where if library.shared else str(library.folder)) if library else "none yet",
+        ),
         ("Settings", str(window.settings.path)),
         ("Your expansions", str(default_config_dir() / "expansions.json")),
     ]
