@@ -448,6 +448,11 @@ def _calibration_text(hits: AnyHits, calibration: Calibration) -> str:
 def _listed_variants(hits: AnyHits) -> tuple[PromptVariant, ...]:
     """What the variants table lists: for a query of parts, every part's variants, each
     sourced to its part."""
+    if hits.own_calibration is not None:  # find similar: one column, the photo's vector
+        return tuple(
+            PromptVariant(v.text, None, v.weight, "the query photo's image vector", v.kind)
+            for v in hits.listed
+        )
     if not isinstance(hits, CombinedHits):
         return hits.listed
     out = []
