@@ -58,6 +58,10 @@ class NonFiniteVectors(ModelUnavailable):
         self.bad_rows = bad_rows
 
 
+class QueryImageError(GalleryError):
+    """A photo given as a query (find similar, `search --image`) cannot be read or decoded."""
+
+
 class StorageError(GalleryError):
     """A file or folder cannot be read or written: disk full, permission, read-only, ..."""
 
