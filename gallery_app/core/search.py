@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.expansion import Expander, Variant, pluralize
+from gallery_app.core.filters import PhotoFilter, filtered_snapshot
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.library import Library
 from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
@@ -335,10 +336,13 @@ class Searcher:
         expand: bool = True,
         aggregate: str = ENSEMBLE,
         broader: bool = False,
+        where: PhotoFilter | None = None,
     ) -> SearchHits:
         """Hits that hold the exact top_k for any calibration (every photo when top_k is None,
-        which `rank(min_score=...)` needs to return every photo above a score)."""
-        return self._search(query, self.variants(query, expand, broader), top_k, aggregate)
+        which `rank(min_score=...)` needs to return every photo above a score); with `where`,
+        over the photos that filter lets through, still exactly."""
+        variants = self.variants(query, expand, broader)
+        return self._search(query, variants, top_k, aggregate, where)
 
     def search_progressive(
         self,
@@ -427,10 +431,14 @@ class Searcher:
         variants: tuple[PromptVariant, ...],
         top_k: int | None,
         aggregate: str,
+        where: PhotoFilter | None = None,
     ) -> SearchHits:
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         snapshot = vector_store(self.library.catalog).snapshot()
+        filtered = where is not None and where.active
+        if filtered:  # the filter narrows the exact scan; the graph knows no filters
+            snapshot = filtered_snapshot(snapshot, where, self.library.catalog)
         if not variants or len(snapshot) == 0:
             columns, members = columns_of(variants, aggregate) if variants else ((), ())
             nothing = np.zeros((0, len(columns)), np.float32)
@@ -443,7 +451,7 @@ class Searcher:
         if complete:
             positions = np.arange(len(snapshot), dtype=np.intp)
             raw = snapshot.cosines(column_text)
-        elif len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0:
+        elif len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0 or filtered:
             scan = snapshot.cosines(column_text)
             positions = _top_rows(scan, int(top_k or 0))
             raw = scan[positions]
