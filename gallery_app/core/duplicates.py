@@ -283,7 +283,7 @@ def _group(
     cosines = vectors @ vectors.T
     off_diagonal = cosines[~np.eye(len(ordered), dtype=bool)]
     first_with: dict[bytes, int] = {}
-    linked = defaultdict(int)
+    linked: dict[tuple[int, int], int] = defaultdict(int)
     for position in ordered:
         if position in files:
             linked[files[position]] += 1

@@ -437,7 +437,7 @@ class Searcher:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         snapshot = vector_store(self.library.catalog).snapshot()
         filtered = where is not None and where.active
-        if filtered:  # the filter narrows the exact scan; the graph knows no filters
+        if where is not None and filtered:  # narrows the exact scan; the graph knows no filters
             snapshot = filtered_snapshot(snapshot, where, self.library.catalog)
         if not variants or len(snapshot) == 0:
             columns, members = columns_of(variants, aggregate) if variants else ((), ())

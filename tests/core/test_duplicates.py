@@ -149,7 +149,7 @@ def test_vectorized_union_find_matches_a_plain_one():
         duplicates._flatten(parent)
         names = [str(i) for i in range(n)]
         pairs = {(int(a), int(b)) for a, b in edges} | {(int(b), int(a)) for a, b in edges}
-        expected = _components(names, lambda a, b: (int(a), int(b)) in pairs)
+        expected = _components(names, lambda a, b, pairs=pairs: (int(a), int(b)) in pairs)
         got: dict[int, set[str]] = {}
         for i, root in enumerate(parent.tolist()):
             got.setdefault(root, set()).add(str(i))
