@@ -86,11 +86,16 @@ class PhotoFilter:
         before: str | None = None,
         taken: str | None = None,
         folder: str | os.PathLike[str] | None = None,
+        until: str | None = None,
     ) -> PhotoFilter:
         """From what a person types: `after` from the start of its period, `before` up to the
-        start of its period, `taken` within its period; both bounds apply when both are given."""
+        start of its period (excluded), `until` to the end of its period (included: the
+        window's "to"), `taken` within its period; every bound given applies."""
         start = period(after)[0] if after else None
         end = period(before)[0] if before else None
+        if until:
+            last = period(until)[1]
+            end = last if end is None else min(end, last)
         if taken:
             first, last = period(taken)
             start = first if start is None else max(start, first)

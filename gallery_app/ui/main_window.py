@@ -17,13 +17,14 @@ from gallery_app.ui import window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
+from gallery_app.ui.filter_row import install_filters
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
 from gallery_app.ui.menus import build_menus
 from gallery_app.ui.model_controller import MISSING, ModelController
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
-from gallery_app.ui.search_controller import ResultSummary, SearchController, grid_items
+from gallery_app.ui.search_controller import ResultSummary, SearchController
 from gallery_app.ui.settings import CalibrationState, Settings, UiState
 from gallery_app.ui.status_area import StatusArea
 from gallery_app.ui.tasks import TaskRunner
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self.results_panel = ResultsPanel(self.grid_model)
         self.calibration_bar = CalibrationBar(self.calibration_state, self.settings)
         self.results_panel.controls.addWidget(self.calibration_bar)
+        self.filters = install_filters(self)
         self.results_panel.expand_box.setChecked(self.settings.expand)
         self.splitter = QSplitter()
         self.splitter.addWidget(self.library_panel)
@@ -206,7 +208,7 @@ class MainWindow(QMainWindow):
         self.model_missing.emit(message)
 
     def _on_listed(self, listing: Listing) -> None:
-        self.search.set_library_items(grid_items(listing.images))
+        self.search.set_library_images(listing.images)
         self.status_area.set_failures(len(listing.failures))
         if not self.search.query:
             self.results_panel.show_library(self.grid_model.rowCount())

@@ -79,6 +79,8 @@ def test_after_is_inclusive_before_is_exclusive_taken_is_the_period():
     narrowed = PhotoFilter.from_text(after="2023-02-10", taken="2023-02")
     assert narrowed.after == dt.datetime(2023, 2, 10) and narrowed.before == month.before
     assert not PhotoFilter().active
+    window = PhotoFilter.from_text(after="2023-03", until="2023-05")  # the window's "to"
+    assert (window.after, window.before) == (dt.datetime(2023, 3, 1), dt.datetime(2023, 6, 1))
 
 
 def test_date_taken_is_exif_else_the_local_file_time():
