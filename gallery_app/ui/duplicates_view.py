@@ -113,7 +113,7 @@ class DuplicatesDialog(QDialog):
         self.thumbnails = thumbnails
         self.report: DuplicateReport | None = None
         self._task: DuplicatesTask | None = None
-        self.similarity_box = QDoubleSpinBox(decimals=3, minimum=0.5, maximum=1.0)
+        self.similarity_box = QDoubleSpinBox(decimals=4, minimum=0.5, maximum=1.0)
         self.similarity_box.setSingleStep(0.005)
         self.similarity_box.setValue(DEFAULT_MIN_SIMILARITY)
         self.similarity_box.setToolTip(
@@ -134,6 +134,7 @@ class DuplicatesDialog(QDialog):
         top.addWidget(self.find_button)
         top.addWidget(self.progress, 1)
         top.addWidget(self.cancel_button)
+        top.addStretch()
         self.summary = QLabel(
             "Finds copies with the same bytes and photos that look the same. Nothing is "
             "deleted: choose what to keep and remove the rest in your file manager.",
@@ -146,8 +147,9 @@ class DuplicatesDialog(QDialog):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setUniformRowHeights(False)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.tree.setColumnWidth(0, 240)
-        self.tree.setColumnWidth(1, 240)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # folders end with their name
+        for column, width in enumerate((250, 300, 80, 90, 130)):
+            self.tree.setColumnWidth(column, width)
         self.tree.itemDoubleClicked.connect(lambda item, _column: self.show_selected())
         self.tree.itemSelectionChanged.connect(self._on_selection)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -231,7 +233,7 @@ class DuplicatesDialog(QDialog):
         near = len(report.groups) - identical
         text = (
             f"<b>{identical} group(s) of identical files</b> and <b>{near} group(s) of "
-            f"near-identical photos</b> (cosine ≥ {report.min_similarity:.3f}) among "
+            f"near-identical photos</b> (cosine ≥ {report.min_similarity:.4f}) among "
             f"{report.photos} photos."
         )
         if report.cancelled:

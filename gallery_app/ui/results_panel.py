@@ -279,10 +279,18 @@ class ResultsPanel(QWidget):
                 )
             if summary.possible:
                 parts.append(f"{summary.possible} possible")
-            counted = " and ".join(parts) or f"{summary.shown} photo(s)"
-            text = f"{counted} for {query}"
+            text = f"{' and '.join(parts)} for {query}"
             if dated:
-                text += ", newest first" if summary.choice.newest_first else ", oldest first"
+                order = "newest first" if summary.choice.newest_first else "oldest first"
+                gate = wording.percent(min_score or wording.POSSIBLE)
+                kept = (
+                    f"{summary.shown} photo(s)"
+                    if summary.shown == summary.total and not min_score
+                    else f"{summary.shown} photo(s) scoring {gate} or more"
+                )
+                text = f"{kept} for {query}, {order}" + (
+                    f" ({' and '.join(parts)})" if parts else ""
+                )
         if where and summary.total:
             text += f" · {where}"
         if not summary.complete:
