@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -142,7 +143,8 @@ def date_taken(info: ImageInfo) -> tuple[dt.datetime | None, str]:
     if exif is not None:
         return exif, EXIF
     try:
-        return dt.datetime.fromtimestamp(info.mtime_ns / 1e9), FILE_TIME
+        # Whole seconds, as EXIF has them.
+        return dt.datetime.fromtimestamp(info.mtime_ns // 1_000_000_000), FILE_TIME
     except (OverflowError, OSError, ValueError):  # a file time far outside the calendar
         return None, ""
 
@@ -159,25 +161,46 @@ def _parse_exif(value: str | None) -> dt.datetime | None:
     return moment.replace(tzinfo=None) if moment.year > 1800 else None
 
 
+def _exif_stamps(values: Sequence[str | None]) -> npt.NDArray[np.datetime64]:
+    """EXIF dates as datetime64[s], NaT where there is none or it is no date (_parse_exif)."""
+    text = np.array([v if v else "NaT" for v in values], dtype=object)
+    try:
+        stamps = text.astype("M8[s]")
+    except ValueError:  # a camera wrote something that is no date: one at a time, then
+        parsed = [_parse_exif(v) for v in values]
+        return np.array([_NO_DATE if p is None else np.datetime64(p, "s") for p in parsed])
+    stamps[stamps < np.datetime64("1801-01-01", "s")] = _NO_DATE
+    return stamps
+
+
+def _file_stamp(mtime_ns: int) -> np.datetime64:
+    """A file time as local wall-clock datetime64[s] (date_taken's fallback)."""
+    seconds = mtime_ns // 1_000_000_000
+    try:
+        offset = time.localtime(seconds).tm_gmtoff
+    except (OverflowError, OSError, ValueError):
+        return _NO_DATE
+    return np.datetime64(seconds + offset, "s")
+
+
 class PhotoDates:
     """The date taken of every photo of a listing, as arrays for filters and date order."""
 
     def __init__(self, images: Iterable[ImageInfo]) -> None:
-        ids: list[int] = []
-        taken: list[dt.datetime | None] = []
-        exif: list[bool] = []
-        for info in images:
-            moment, source = date_taken(info)
-            ids.append(int(info.id))
-            taken.append(moment)
-            exif.append(source == EXIF)
-        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
-        self._ids = np.asarray(ids, dtype=np.int64)[order]
-        stamps = np.array(
-            [_NO_DATE if t is None else np.datetime64(t, "s") for t in taken], dtype="M8[s]"
-        )
-        self._taken = stamps[order] if len(stamps) else np.zeros(0, "M8[s]")
-        self._exif = np.asarray(exif, dtype=bool)[order]
+        # Sized for 100k photos on the GUI thread: numpy parses the EXIF strings at once,
+        # and the file times need only each one's local UTC offset. date_taken is the
+        # per-photo definition; a test holds the two equal.
+        infos = list(images)
+        ids = np.fromiter((int(i.id) for i in infos), dtype=np.int64, count=len(infos))
+        exif = _exif_stamps([i.taken_at for i in infos])
+        has_exif = ~np.isnat(exif)
+        taken = exif.copy()
+        for row in np.flatnonzero(~has_exif).tolist():
+            taken[row] = _file_stamp(infos[row].mtime_ns)
+        order = np.argsort(ids, kind="stable")
+        self._ids = ids[order]
+        self._taken = taken[order]
+        self._exif = has_exif[order]
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -239,16 +262,17 @@ def filter_mask(
 def folder_mask(
     paths: Sequence[str] | npt.NDArray[np.object_], folder: str
 ) -> npt.NDArray[np.bool_]:
-    """is_within(path, folder) for every path; a string prefix test first, since catalog paths
-    are absolute and normalized (is_within decides every path that passes it)."""
-    fold = os.name == "nt"  # Windows paths compare case-insensitively, as is_within does
-    stem = folder.rstrip("/\\") or folder
-    prefix = stem.lower() if fold else stem
+    """is_within(path, folder) for every path: a photo is inside exactly when its directory
+    is, so is_within is asked once per directory."""
+    within: dict[str, bool] = {}  # is_within(directory, folder), once per directory
     out = np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         text = str(path)
-        if (text.lower() if fold else text).startswith(prefix) and is_within(text, folder):
-            out[i] = True
+        directory = os.path.dirname(text)
+        inside = within.get(directory)
+        if inside is None:
+            inside = within[directory] = is_within(directory, folder)
+        out[i] = inside or text == folder
     return out
 
 

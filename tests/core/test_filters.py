@@ -200,3 +200,53 @@ def test_the_mask_agrees_with_per_photo_dates():
         dt.datetime(2010, 5, 1) <= date_taken(i)[0] < dt.datetime(2020, 1, 1) for i in infos
     ]
     assert keep.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe"]
+)
+def test_listing_dates_equal_the_per_photo_definition(zone, monkeypatch):
+    """The vectorized listing dates agree with date_taken, file times across DST changes
+    included (zones with half-hour offsets and half-hour DST too)."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        rng = np.random.default_rng(11)
+        exif = ["2019-01-02T03:04:05", "0000-00-00T00:00:00", None, "2023-02-30T00:00:00", ""]
+        start = int(dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+        infos = [
+            ImageInfo(
+                int(i),
+                f"/p/{i}.jpg",
+                1,
+                1,
+                exif[i % len(exif)],
+                (start + int(rng.integers(0, 3 * 365 * 86400))) * 1_000_000_000 + 987_654_321,
+                1,
+            )
+            for i in rng.permutation(400)
+        ]
+        dates = PhotoDates(infos)
+        for info in infos:
+            assert dates.taken_one(info.id) == date_taken(info), info
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_folder_mask_equals_is_within_for_every_path(tmp_path):
+    from gallery_app.core.catalog import is_within
+    from gallery_app.core.filters import folder_mask
+
+    folder = str(tmp_path / "a")
+    paths = [
+        str(tmp_path / "a" / "x.jpg"),
+        str(tmp_path / "a" / "b" / "c" / "y.jpg"),
+        str(tmp_path / "ab" / "z.jpg"),
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "b" / "a" / "w.jpg"),
+    ]
+    assert folder_mask(paths, folder).tolist() == [is_within(p, folder) for p in paths]
+    assert folder_mask(paths, folder).tolist() == [True, True, False, False, False]
