@@ -161,6 +161,24 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     return encoder, library
 
 
+def open_library_read_only(args: argparse.Namespace) -> Any:
+    """The library of --model, read-only, without loading the model (for commands that only
+    read the catalog: duplicates); None when nothing was indexed for that model yet."""
+    from gallery_app.core.catalog import stored_dim
+    from gallery_app.core.embeddings import resolve_model_id
+    from gallery_app.core.library import Library, library_folder
+
+    folder = data_dir(args)
+    model_id = resolve_model_id(args.model)
+    dim = stored_dim(library_folder(folder, model_id) / "catalog.sqlite")
+    if dim is None:
+        return None
+    library = Library(folder, model_id, dim, read_only=True)
+    for warning in library.warnings:
+        log.warning("%s", warning)
+    return library
+
+
 def indexed_files_per_library(args: argparse.Namespace) -> Iterator[list[tuple[str, int]]]:
     """(path, mtime_ns) of the photos of each library in the data folder, read-only and with
     no model: each catalog is closed before its files are handed on."""

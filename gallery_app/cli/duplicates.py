@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from gallery_app.cli.common import data_dir, printable
+from gallery_app.cli.common import open_library_read_only, printable
 
 
 def register(commands: Any) -> None:
@@ -41,7 +41,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
     cut = check_min_similarity(
         DEFAULT_MIN_SIMILARITY if args.min_similarity is None else args.min_similarity
     )
-    library = _open_library(args)
+    library = open_library_read_only(args)
     if library is None:
         print(
             "Nothing is indexed for this model yet: run `gallery-app index FOLDER` first.",
@@ -86,20 +86,6 @@ def run_duplicates(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _open_library(args: argparse.Namespace) -> Any:
-    """The library of --model, read-only, without loading the model (None: none yet)."""
-    from gallery_app.core.catalog import stored_dim
-    from gallery_app.core.embeddings import resolve_model_id
-    from gallery_app.core.library import Library, library_folder
-
-    folder = data_dir(args)
-    model_id = resolve_model_id(args.model)
-    dim = stored_dim(library_folder(folder, model_id) / "catalog.sqlite")
-    if dim is None:
-        return None
-    return Library(folder, model_id, dim, read_only=True)
 
 
 def _progress_bar() -> Any:
