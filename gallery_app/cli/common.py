@@ -161,22 +161,21 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     return encoder, library
 
 
-def open_library_read_only(args: argparse.Namespace) -> Any:
-    """The library of --model, read-only, without loading the model (for commands that only
-    read the catalog: duplicates); None when nothing was indexed for that model yet."""
+def open_library_of_model(args: argparse.Namespace, *, writer: bool) -> Any:
+    """The library of --model without loading the model (its catalog knows the vector size),
+    for commands that only read or edit what the catalog holds (`marks`)."""
     from gallery_app.core.catalog import stored_dim
     from gallery_app.core.embeddings import resolve_model_id
     from gallery_app.core.library import Library, library_folder
 
-    folder = data_dir(args)
-    model_id = resolve_model_id(args.model)
+    model_id, folder = resolve_model_id(args.model), data_dir(args)
     dim = stored_dim(library_folder(folder, model_id) / "catalog.sqlite")
     if dim is None:
-        return None
-    library = Library(folder, model_id, dim, read_only=True)
-    for warning in library.warnings:
-        log.warning("%s", warning)
-    return library
+        raise ConfigError(
+            f"There is no library for the model {model_id} in {folder} yet: index a folder "
+            "first (`gallery-app index FOLDER`)."
+        )
+    return Library(folder, model_id, dim, read_only=not writer)
 
 
 def indexed_files_per_library(args: argparse.Namespace) -> Iterator[list[tuple[str, int]]]:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from gallery_app.cli.common import open_library_read_only, printable
+from gallery_app.cli.common import open_library_of_model, printable
 
 
 def register(commands: Any) -> None:
@@ -41,13 +41,7 @@ def run_duplicates(args: argparse.Namespace) -> int:
     cut = check_min_similarity(
         DEFAULT_MIN_SIMILARITY if args.min_similarity is None else args.min_similarity
     )
-    library = open_library_read_only(args)
-    if library is None:
-        print(
-            "Nothing is indexed for this model yet: run `gallery-app index FOLDER` first.",
-            file=sys.stderr,
-        )
-        return 0
+    library = open_library_of_model(args, writer=False)  # reads; no model is loaded
     with library:
         report = find_duplicates(library.catalog, cut, progress=_progress_bar())
     for path, why in report.skipped:

@@ -17,6 +17,7 @@ from gallery_app.ui import window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
+from gallery_app.ui.feedback_controller import wire_feedback
 from gallery_app.ui.filter_row import install_filters
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self._precompute = precompute_dictionary
         self._build()
         self._wire()
+        self.feedback = wire_feedback(self)  # marks, Fit calibration, Apply
         if self.settings.load_error:
             self.report_error(self.settings.load_error)
 
@@ -225,7 +227,6 @@ class MainWindow(QMainWindow):
             self.log_view.appendPlainText(f"skipped {failure.path}: {failure.reason}")
         self.indexing_finished.emit(report)
 
-    # -- actions ------------------------------------------------------------------------------
     # -- window -------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         # Thumbnails are rendered for the screen the window is on (crisp on HiDPI), and again
