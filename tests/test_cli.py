@@ -55,6 +55,7 @@ def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_pat
         "centre",
         "min_score",
         "top_k",
+        "filter",
         "variants",
         "broader",
         "results",
@@ -71,7 +72,10 @@ def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_pat
     assert all(v["kind"] in ("query", "synonym") for v in out["variants"])
     assert len(out["results"]) == 4
     for result in out["results"]:
-        assert set(result) == {"path", "score", "raw", "variant", "prompt", "weight"}
+        assert set(result) == {
+            *("path", "score", "raw", "variant", "prompt", "weight"),
+            *("taken", "taken_source"),
+        }
         assert os.path.isabs(result["path"]) and Path(result["path"]).exists()
         assert 0.0 <= result["score"] <= 1.0 and -1.0 <= result["raw"] <= 1.0
     scores = [r["score"] for r in out["results"]]

@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gallery_app.cli import cache, debug_scores, evaluate, index, library, marks, search, tune
+from gallery_app.cli import (
+    cache,
+    debug_scores,
+    duplicates,
+    evaluate,
+    index,
+    library,
+    marks,
+    search,
+    tune,
+)
 from gallery_app.cli.common import (
     configure_output,
     configure_streams,
@@ -25,7 +35,7 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, debug_scores, tune, marks, evaluate, cache, library)
+COMMAND_GROUPS = (index, search, duplicates, debug_scores, tune, marks, evaluate, cache, library)
 
 
 def build_parser() -> argparse.ArgumentParser:

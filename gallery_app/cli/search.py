@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from gallery_app.cli import similar
+from gallery_app.cli import search_filters, similar
 from gallery_app.cli.common import (
     add_centre_argument,
     argv_text,
@@ -71,12 +71,13 @@ def register(commands: Any) -> None:
     add_centre_argument(search, "override the preset's c: the raw cosine that scores 0.5")
     search.add_argument("--json", action="store_true", help="print JSON")
     similar.add_arguments(search)  # --image, --not
-
+    search_filters.add_filter_arguments(search)
     search.set_defaults(handler=run_search)
 
 
 def run_search(args: argparse.Namespace) -> int:
     from gallery_app.core.calibrate import preset_calibration
+    from gallery_app.core.filters import library_dates
     from gallery_app.core.search import DEFAULT_TOP_K, Searcher
 
     # --min-score alone is uncapped: every photo at or above it. Neither: the default top-k.
@@ -91,6 +92,8 @@ def run_search(args: argparse.Namespace) -> int:
         custom = load_settings().custom
         preset_calibration("custom", custom=custom)
     query = argv_text(args.query)
+    where = search_filters.photo_filter(args)  # a bad date fails before the model loads
+    dated = args.sort == "date"
     expander = load_expander()  # before the library opens
     encoder, library = open_encoder_and_library(args, writer=False)
     calibration = preset_calibration(args.preset, encoder.logit_scale, encoder.logit_bias, custom)
@@ -99,13 +102,17 @@ def run_search(args: argparse.Namespace) -> int:
         searcher = Searcher(library, encoder, expander)
         hits = searcher.search_query(  # "beach -people": parts, each scored, combined
             query,
-            top_k=None if args.min_score is not None else top_k,
+            top_k=None if args.min_score is not None or dated else top_k,
             expand=not args.no_expand,
             aggregate=args.aggregate,
             broader=args.broader,
             exclude=similar.exclusions(args),
+            where=where,
         )
-        results = hits.rank(calibration, top_k=top_k, min_score=args.min_score)
+        results = hits.rank(calibration, top_k=None if dated else top_k, min_score=args.min_score)
+        dates = library_dates(library.catalog)
+        if dated:
+            results = search_filters.in_date_order(args, results, dates)
         empty_library = library.catalog.count() == 0
     in_variants = hits.members if hits.aggregate == "ensemble" else hits.listed
     if args.json:
@@ -118,8 +125,9 @@ def run_search(args: argparse.Namespace) -> int:
                     "temperature": calibration.temperature,
                     "centre": calibration.centre,
                     "min_score": args.min_score,
-                    "top_k": top_k,
+                    "top_k": args.top_k if dated else top_k,
                     **similar.query_parts_json(hits, _variant_json),
+                    "filter": search_filters.filter_json(args, where),
                     "variants": [_variant_json(v) for v in in_variants],
                     "broader": [_variant_json(v) for v in hits.broader]
                     if hits.aggregate == "ensemble"
@@ -133,6 +141,7 @@ def run_search(args: argparse.Namespace) -> int:
                             "prompt": r.prompt,
                             "weight": r.weight,
                             **similar.result_parts_json(r),
+                            **search_filters.taken_json(dates, r.image_id),
                         }
                         for r in results
                     ],
@@ -161,9 +170,19 @@ def run_search(args: argparse.Namespace) -> int:
         print("The library is empty: run `gallery-app index FOLDER` first.", file=sys.stderr)
         return 0
     width = max([len(r.variant) for r in results] + [7])
-    print(f"{'#':>3}  {'score':>6}  {'raw':>7}  {'variant':<{width}}  path")
+    taken = search_filters.taken_column(dates, results) if dated or where.active else None
+    print(
+        f"{'#':>3}  {'score':>6}  {'raw':>7}  {'variant':<{width}}  {taken[0] if taken else ''}path"
+    )
     for rank, r in enumerate(results, 1):
-        print(printable(f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {r.path}"))
+        when = taken[rank] if taken else ""
+        print(
+            printable(
+                f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {when}{r.path}"
+            )
+        )
+    if where.active:
+        print(printable(f"only photos {where.describe()}"), file=sys.stderr)
     if args.min_score is not None:
         print(f"{len(results)} photo(s) score at least {args.min_score:g}", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from gallery_app.cli import search_filters
 from gallery_app.cli.common import (
     argv_text,
     open_encoder_and_library,
@@ -82,18 +83,23 @@ def result_parts_json(result: Any) -> dict[str, Any]:
 def run_image_search(args: argparse.Namespace, top_k: int) -> int:
     """`search --image PATH`: every photo by its cosine with the file's image vector."""
     from gallery_app.core.calibrate import image_calibration
+    from gallery_app.core.filters import library_dates
     from gallery_app.core.search import Searcher
     from gallery_app.core.similar import file_query
 
     path = argv_text(args.image)
+    where = search_filters.photo_filter(args)  # a bad date fails before the model loads
+    dated = args.sort == "date"
     encoder, library = open_encoder_and_library(args, writer=False)
     with library:
         query = file_query(encoder, library, path)
         hits = Searcher(library, encoder).search_image(
-            query, top_k=None if args.min_score is not None else top_k
+            query, top_k=None if args.min_score is not None or dated else top_k, where=where
         )
         calibration = image_calibration()  # what rank uses for an image query, whatever given
-        results = hits.rank(calibration, top_k=top_k, min_score=args.min_score)
+        results = hits.rank(calibration, top_k=None if dated else top_k, min_score=args.min_score)
+        if dated:
+            results = search_filters.in_date_order(args, results, library_dates(library.catalog))
         empty_library = library.catalog.count() == 0
     if args.json:
         print(

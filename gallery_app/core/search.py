@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from gallery_app.core.calibrate import Calibration, image_calibration
 from gallery_app.core.expansion import Dictionary, Expander, Variant, pluralize
+from gallery_app.core.filters import PhotoFilter, filtered_snapshot
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.library import Library
 from gallery_app.core.query import AND, NOT, ParsedQuery, QueryPart, parse_query
@@ -515,10 +516,13 @@ class Searcher:
         expand: bool = True,
         aggregate: str = ENSEMBLE,
         broader: bool = False,
+        where: PhotoFilter | None = None,
     ) -> SearchHits:
         """Hits that hold the exact top_k for any calibration (every photo when top_k is None,
-        which `rank(min_score=...)` needs to return every photo above a score)."""
-        return self._search(query, self.variants(query, expand, broader), top_k, aggregate)
+        which `rank(min_score=...)` needs to return every photo above a score); with `where`,
+        over the photos that filter lets through, still exactly."""
+        variants = self.variants(query, expand, broader)
+        return self._search(query, variants, top_k, aggregate, self._snapshot(where))
 
     def search_progressive(
         self,
@@ -546,12 +550,14 @@ class Searcher:
         aggregate: str = ENSEMBLE,
         broader: bool = False,
         exclude: Sequence[str] = (),
+        where: PhotoFilter | None = None,
     ) -> AnyHits:
         """A query as typed, parts and all: one part is `search` itself (same hits, same
         scores); several are one CombinedHits, every part over every photo (top_k is then
         irrelevant: a combined score is only exact over all of them). `exclude` adds parts
-        that must not be there (the command line's --not)."""
-        return list(self.search_steps(query, top_k, expand, aggregate, broader, exclude))[-1][0]
+        that must not be there (the command line's --not); `where` filters as in `search`."""
+        steps = self.search_steps(query, top_k, expand, aggregate, broader, exclude, where=where)
+        return list(steps)[-1][0]
 
     def search_steps(
         self,
@@ -562,6 +568,7 @@ class Searcher:
         broader: bool = False,
         exclude: Sequence[str] = (),
         progressive: bool = False,
+        where: PhotoFilter | None = None,
     ) -> Iterator[tuple[AnyHits, bool]]:
         """(hits, final) of `search_query`; with progressive, first the parts as typed while
         their synonyms still need the model (as `search_progressive` does for one query)."""
@@ -570,20 +577,20 @@ class Searcher:
             extra = tuple(QueryPart(" ".join(t.split()), NOT) for t in exclude if t.strip())
             parsed = ParsedQuery(parsed.query, parsed.parts + extra)
         if not parsed.parts:
-            yield self._search(query, (), top_k, aggregate), True
+            yield self._search(query, (), top_k, aggregate, self._snapshot(where)), True
             return
         if parsed.plain:
             text = parsed.parts[0].text
             if not progressive:
-                yield self.search(text, top_k, expand, aggregate, broader), True
+                yield self.search(text, top_k, expand, aggregate, broader, where), True
                 return
-            yield from self.search_progressive_steps(text, top_k, expand, aggregate, broader)
+            yield from self.search_progressive_steps(text, top_k, expand, aggregate, broader, where)
             return
         variants = [self.variants(part.text, expand, broader) for part in parsed.parts]
         prompts = [_prompt(v) for part in variants for v in part]
         if progressive and any(len(v) > 1 for v in variants) and not self.is_cached(prompts):
-            yield self._combined(parsed, [v[:1] for v in variants], aggregate), False
-        yield self._combined(parsed, variants, aggregate), True
+            yield self._combined(parsed, [v[:1] for v in variants], aggregate, where), False
+        yield self._combined(parsed, variants, aggregate, where), True
 
     def search_progressive_steps(
         self,
@@ -592,34 +599,38 @@ class Searcher:
         expand: bool = True,
         aggregate: str = ENSEMBLE,
         broader: bool = False,
+        where: PhotoFilter | None = None,
     ) -> Iterator[tuple[SearchHits, bool]]:
         """search_progressive, each step saying whether it is the final one."""
         variants = self.variants(query, expand, broader)
         if len(variants) > 1 and not self.is_cached([_prompt(v) for v in variants]):
-            yield self._search(query, variants[:1], top_k, aggregate), False
-        yield self._search(query, variants, top_k, aggregate), True
+            yield self._search(query, variants[:1], top_k, aggregate, self._snapshot(where)), False
+        yield self._search(query, variants, top_k, aggregate, self._snapshot(where)), True
 
     def _combined(
         self,
         parsed: ParsedQuery,
         variants: Sequence[tuple[PromptVariant, ...]],
         aggregate: str,
+        where: PhotoFilter | None = None,
     ) -> CombinedHits:
         """Every part over one snapshot, its prompts encoded in one batch first."""
         self.text_vectors([_prompt(v) for part in variants for v in part])
-        snapshot = vector_store(self.library.catalog).snapshot()
+        snapshot = self._snapshot(where)
         part_hits = tuple(
             self._search(part.text, part_variants, None, aggregate, snapshot)
             for part, part_variants in zip(parsed.parts, variants, strict=True)
         )
         return CombinedHits(parsed.query, parsed.parts, part_hits)
 
-    def search_image(self, query: ImageQuery, top_k: int | None = None) -> SearchHits:
+    def search_image(
+        self, query: ImageQuery, top_k: int | None = None, where: PhotoFilter | None = None
+    ) -> SearchHits:
         """Photos like a photo: the cosine of each photo's vector with the query's, scored on
         the image-to-image scale (calibrate.image_calibration, never the text calibration).
         The query photo itself (its library ids) is left out: it would always come first at
         cosine 1. Exact like a text search: every photo, or (top_k) the true top k."""
-        snapshot = vector_store(self.library.catalog).snapshot()
+        snapshot = self._snapshot(where)
         column = PromptVariant(query.label, None, 1.0, None, IMAGE)
         calibration = image_calibration()
         if len(snapshot) == 0:
@@ -705,6 +716,14 @@ class Searcher:
             )
         return found
 
+    def _snapshot(self, where: PhotoFilter | None = None) -> VectorSnapshot:
+        """The library's vectors now; with an active filter, only the photos it lets through
+        (a filtered snapshot is always scanned exactly: the graph knows no filters)."""
+        snapshot = vector_store(self.library.catalog).snapshot()
+        if where is not None and where.active:
+            snapshot = filtered_snapshot(snapshot, where, self.library.catalog)
+        return snapshot
+
     def _search(
         self,
         query: str,
@@ -716,7 +735,7 @@ class Searcher:
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         if snapshot is None:
-            snapshot = vector_store(self.library.catalog).snapshot()
+            snapshot = self._snapshot()
         if not variants or len(snapshot) == 0:
             columns, members = columns_of(variants, aggregate) if variants else ((), ())
             nothing = np.zeros((0, len(columns)), np.float32)
@@ -749,7 +768,7 @@ class Searcher:
         complete = top_k is None or top_k >= len(snapshot)
         if complete:
             return np.arange(len(snapshot), dtype=np.intp), snapshot.cosines(column_text), True
-        if len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0:
+        if len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0 or snapshot.subset:
             scan = snapshot.cosines(column_text)
             positions = _top_rows(scan, int(top_k or 0))
             return positions, scan[positions], False

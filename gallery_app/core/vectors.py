@@ -44,6 +44,9 @@ class VectorSnapshot:
     rows: npt.NDArray[np.intp]  # (n,) the row of each id in matrix
     matrix: npt.NDArray[np.floating]  # (rows, dim): never written again
     paths: npt.NDArray[np.object_]  # (n,) path of each id
+    # A filtered part of the library (core/filters.py): always scanned exactly, since the
+    # graph's candidates know no filter.
+    subset: bool = False
 
     def __len__(self) -> int:
         return len(self.ids)

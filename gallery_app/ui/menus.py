@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from gallery_app import __version__
 from gallery_app.ui import wording
+from gallery_app.ui.duplicates_view import open_duplicates
 
 if TYPE_CHECKING:
     from gallery_app.ui.main_window import MainWindow
@@ -35,6 +36,7 @@ def build_menus(window: MainWindow) -> None:
         "Rescan all folders", lambda: window.library_panel.rescan_requested.emit("")
     )
     file_menu.addAction("Choose model folder…", panel.choose_model_folder)
+    file_menu.addAction("Find duplicates…", lambda: open_duplicates(window))
     file_menu.addSeparator()
     file_menu.addAction("Quit", QKeySequence.StandardKey.Quit, window.close)
     view_menu = window.menuBar().addMenu("&View")

@@ -3,6 +3,8 @@ A panel: it shows a ResultSummary and the grid model; the SearchController decid
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import (
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gallery_app.core.filters import SORT_DATE
 from gallery_app.core.search import ENSEMBLE, MAX
 from gallery_app.ui import file_actions, wording
 from gallery_app.ui.grid_model import GridModel
@@ -153,6 +156,8 @@ class ResultsPanel(QWidget):
         layout.addLayout(self.controls)
         layout.addWidget(self.banner)
         layout.addWidget(self.header)
+        self.above_grid = QVBoxLayout()  # the window puts the timeline here
+        layout.addLayout(self.above_grid)
         layout.addWidget(self.stack, 1)
 
     def choose_model_folder(self) -> None:
@@ -271,14 +276,24 @@ class ResultsPanel(QWidget):
     def show_summary(self, summary: ResultSummary, min_score: float) -> None:
         self.header.show()
         query = f"photos {summary.query}" if summary.image_query else f"“{summary.query}”"
-        if summary.total == 0:
+        where = html.escape(summary.choice.photo_filter.describe())
+        dated = summary.choice.sort == SORT_DATE
+        if summary.total == 0 and where:
+            text = f"No photo {where} for {query}: widen the filters above."
+        elif summary.total == 0:
             text = (
                 f"No photo scores {wording.percent(min_score)} or more for {query}: "
                 "lower <i>Hide below</i> to see the closest ones."
                 if min_score > 0
                 else f"No photos to search for {query} yet."
             )
-        elif summary.no_match:
+        elif dated and summary.shown == 0:
+            text = (
+                f"<b>No match</b> for {query} to sort by date (only scores of "
+                f"{wording.percent(min_score or wording.POSSIBLE)} or more are kept): choose "
+                "<i>Best match first</i> to see the closest photos."
+            )
+        elif summary.no_match and not dated:
             text = f"<b>No confident match</b> for {query} — closest photos:"
         else:
             parts = []
@@ -289,6 +304,19 @@ class ResultsPanel(QWidget):
             if summary.possible:
                 parts.append(f"{summary.possible} possible")
             text = f"{' and '.join(parts)} for {query}"
+            if dated:
+                order = "newest first" if summary.choice.newest_first else "oldest first"
+                gate = wording.percent(min_score or wording.POSSIBLE)
+                kept = (
+                    f"{summary.shown} photo(s)"
+                    if summary.shown == summary.total and not min_score
+                    else f"{summary.shown} photo(s) scoring {gate} or more"
+                )
+                text = f"{kept} for {query}, {order}" + (
+                    f" ({' and '.join(parts)})" if parts else ""
+                )
+        if where and summary.total:
+            text += f" · {where}"
         if not summary.complete:
             text += " <i>(adding synonyms…)</i>"
         if summary.image_query:

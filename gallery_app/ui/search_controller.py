@@ -8,14 +8,23 @@ uses the encoder and only the latest answer is shown. A slider move re-ranks the
 
 from __future__ import annotations
 
+import datetime as dt
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from gallery_app.core.calibrate import Calibration, image_calibration
+from gallery_app.core.filters import (
+    EXIF,
+    FILE_TIME,
+    SORT_DATE,
+    PhotoDates,
+    filter_mask,
+    sort_by_date,
+)
 from gallery_app.core.search import (
     AGGREGATES,
     ENSEMBLE,
@@ -27,6 +36,7 @@ from gallery_app.core.search import (
 from gallery_app.core.similar import label_for
 from gallery_app.ui import wording
 from gallery_app.ui.engine import ImageSearchTask, PrecomputeTask, SearchTask
+from gallery_app.ui.filter_row import FilterChoice
 from gallery_app.ui.grid_model import GridItem, GridModel
 from gallery_app.ui.settings import CalibrationState, Settings
 from gallery_app.ui.tasks import TaskRunner
@@ -43,6 +53,7 @@ class ResultSummary:
     shown: int
     complete: bool  # the expanded (final) answer, not the query-as-typed preview
     image_query: bool = False  # find similar: scored on the image-to-image scale
+    choice: FilterChoice = field(default_factory=FilterChoice)  # filters and order in force
 
     @property
     def hidden(self) -> int:
@@ -91,6 +102,9 @@ class SearchController(QObject):
         self._pending: tuple[int, str, bool, str] | tuple[int, int] | None = None
         self._library_items: list[GridItem] = []
         self._mtime_by_id: dict[int, int] = {}  # thumbnails are keyed by (path, mtime)
+        self.choice = FilterChoice()  # date and folder filters, sort (the filter row)
+        self.dates = PhotoDates([])  # date taken of every photo listed
+        self._mask: tuple[object, FilterChoice, np.ndarray] | None = None
         calibration.changed.connect(self.recalibrate)
         settings.min_score_changed.connect(self._on_min_score_changed)
         settings.expand_changed.connect(self._on_expand_changed)
@@ -113,12 +127,19 @@ class SearchController(QObject):
     def _on_precompute_failed(self, _message: str) -> None:
         self.precompute_finished.emit(None)  # a cache not filled only costs speed
 
-    def set_library_items(self, items: list[GridItem]) -> None:
+    def set_library_items(self, items: list[GridItem], dates: PhotoDates | None = None) -> None:
         self._library_items = items
         # Built once per listing, not on every slider move over a large library.
         self._mtime_by_id = {item.image_id: item.mtime_ns for item in items}
+        if dates is not None:
+            self.dates = dates
+            self._mask = None
         if not self.query:
-            self.grid_model.set_items(items)
+            self.grid_model.set_items(self._filtered_library())
+
+    def set_library_images(self, images: list[Any]) -> None:
+        """A new listing (ImageInfo, newest first): the grid's rows and their dates taken."""
+        self.set_library_items(grid_items(images), PhotoDates(images))
 
     @property
     def library_items(self) -> list[GridItem]:
@@ -183,7 +204,7 @@ class SearchController(QObject):
         self.hits = None
         self.results = []
         self.show_all = False
-        self.grid_model.set_items(self._library_items)
+        self.grid_model.set_items(self._filtered_library())
         self.cleared.emit()
 
     def set_aggregate(self, aggregate: str) -> None:
@@ -244,19 +265,34 @@ class SearchController(QObject):
         # are the text scale and do not apply to it.
         calibration = hits.calibration_for(self.calibration.calibration())
         min_score = self.settings.min_score or None
-        self.results = hits.rank(calibration, top_k=None, min_score=min_score)
+        self.results = self._within_filter(hits, hits.rank(calibration, None, min_score))
         matches = sum(1 for r in self.results if r.score >= wording.MATCH)
         possible = sum(1 for r in self.results if wording.POSSIBLE <= r.score < wording.MATCH)
-        if self.show_all:
+        if self.choice.sort == SORT_DATE:
+            # The score gate: Hide below when set, else the "possible" band's floor.
+            gate = 0.0 if self.show_all else (min_score or wording.POSSIBLE)
+            shown = sort_by_date(self.results, self.dates, gate, self.choice.newest_first)
+        elif self.show_all:
             shown = self.results
         elif matches + possible:
             shown = self.results[: matches + possible]  # ranked, so the bands come first
         else:
             shown = self.results[: wording.CLOSEST_WHEN_NO_MATCH]
         mtimes = self._mtime_by_id
+        dated = self.choice.sort == SORT_DATE
+        taken = self._taken([r.image_id for r in shown])
         items = [
-            GridItem(r.image_id, r.path, mtimes.get(r.image_id, 0), r.score, r.raw, r.variant)
-            for r in shown
+            GridItem(
+                r.image_id,
+                r.path,
+                mtimes.get(r.image_id, 0),
+                r.score,
+                r.raw,
+                r.variant,
+                *when,
+                dated,
+            )
+            for r, when in zip(shown, taken, strict=True)
         ]
         if reorder:
             self.grid_model.reorder(items)  # same photos: moved in place, selection kept
@@ -272,8 +308,66 @@ class SearchController(QObject):
                 len(shown),
                 self._complete,
                 hits.own_calibration is not None,
+                self.choice,
             )
         )
+
+    # -- filters and date order (the filter row) -------------------------------------------
+    def set_filter(self, choice: FilterChoice) -> None:
+        """Other dates, folder or order: the results in hand again, no model call."""
+        if choice == self.choice:
+            return
+        self.choice = choice
+        if self.hits is not None:
+            self._rank(reorder=False)
+        elif not self.query:
+            self.grid_model.set_items(self._filtered_library())
+            self.cleared.emit()
+
+    def _within_filter(self, hits: AnyHits, results: list[SearchResult]) -> list[SearchResult]:
+        if not self.choice.photo_filter.active:
+            return results
+        cached = self._mask
+        if cached is None or cached[0] is not hits or cached[1] != self.choice:
+            mask = filter_mask(self.choice.photo_filter, hits.image_ids, hits.paths, self.dates)
+            self._mask = cached = (hits, self.choice, mask)
+        keep = cached[2]
+        return [r for r in results if keep[r.position]]
+
+    def _taken(self, image_ids: list[int]) -> list[tuple[dt.datetime | None, str]]:
+        """(date taken, source) of each photo, for the tiles' tooltips and date labels."""
+        moments = self.dates.taken(image_ids).tolist()  # datetime, or None for NaT
+        exif = self.dates.from_exif(image_ids).tolist()
+        return [
+            (moment, (EXIF if from_exif else FILE_TIME) if moment is not None else "")
+            for moment, from_exif in zip(moments, exif, strict=True)
+        ]
+
+    def _filtered_library(self) -> list[GridItem]:
+        """The library listing under the filter row: its photos, newest first by default."""
+        items = self._library_items
+        choice = self.choice
+        if choice.photo_filter.active and items:
+            keep = filter_mask(
+                choice.photo_filter,
+                [i.image_id for i in items],
+                [i.path for i in items],
+                self.dates,
+            )
+            items = [item for item, kept in zip(items, keep.tolist(), strict=True) if kept]
+        dated = choice.sort == SORT_DATE
+        taken = self._taken([i.image_id for i in items])
+        items = [
+            GridItem(i.image_id, i.path, i.mtime_ns, None, None, None, *when, dated)
+            for i, when in zip(items, taken, strict=True)
+        ]
+        if dated:
+            stamps = self.dates.taken([i.image_id for i in items])
+            seconds = stamps.astype(np.int64).astype(np.float64)
+            seconds[np.isnat(stamps)] = np.nan
+            key = np.nan_to_num(-seconds if choice.newest_first else seconds, nan=np.inf)
+            items = [items[i] for i in np.lexsort((np.arange(len(items)), key)).tolist()]
+        return items
 
     # -- settings -------------------------------------------------------------------------------
     def _on_min_score_changed(self, _value: float) -> None:
