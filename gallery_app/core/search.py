@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy.typing as npt
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.expansion import Expander, Variant, pluralize
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
+from gallery_app.core.language import LanguageDecision, decide, variants_as_typed
 from gallery_app.core.library import Library
 from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
 
@@ -79,8 +80,13 @@ def prompt_variants(
     broader: bool = False,
 ) -> tuple[PromptVariant, ...]:
     """The query's variants with their prompts: the query alone when expander is None, broader
-    terms only when asked for. The one place a query becomes variants (search, tune, eval)."""
-    if expander is None:
+    terms only when asked for. The one place a query becomes variants (search, tune, eval).
+
+    A query in another language with a multilingual checkpoint is taken as typed, with the
+    user's expansions but not the built-in English dictionary (see query_language)."""
+    if query_language(encoder, query).as_typed:
+        expanded = variants_as_typed(query, expander, broader)
+    elif expander is None:
         expanded = [Variant(" ".join(query.lower().split()), 1.0)]
     else:
         expanded = expander.expand(query, broader=broader)
@@ -93,6 +99,12 @@ def prompt_variants(
             continue
         out.append(PromptVariant(v.text, encoder.prompt(v.text), v.weight, v.source, kind))
     return tuple(out)
+
+
+def query_language(encoder: TextEncoder | Any, query: str) -> LanguageDecision:
+    """What the query's language means for this encoder's checkpoint (core/language.py)."""
+    multilingual = bool(getattr(encoder, "multilingual", False))
+    return decide(query, multilingual, str(getattr(encoder, "model_id", "") or ""))
 
 
 def ensemble_vector(
@@ -146,6 +158,10 @@ class SearchHits:
     members: tuple[PromptVariant, ...] = ()
     per_variant: CosineSource | None = None  # own cosines of `listed`, by position
     complete: bool = True  # every photo of the library is here (not only top-k candidates)
+    # The query's language, when not English (core/language.py): what was done about it, and
+    # a one-line hint when the checkpoint reads English only.
+    language_note: str = ""
+    language_hint: str = ""
 
     @property
     def listed(self) -> tuple[PromptVariant, ...]:
@@ -338,7 +354,8 @@ class Searcher:
     ) -> SearchHits:
         """Hits that hold the exact top_k for any calibration (every photo when top_k is None,
         which `rank(min_score=...)` needs to return every photo above a score)."""
-        return self._search(query, self.variants(query, expand, broader), top_k, aggregate)
+        hits = self._search(query, self.variants(query, expand, broader), top_k, aggregate)
+        return self._with_language(hits)
 
     def search_progressive(
         self,
@@ -357,8 +374,14 @@ class Searcher:
         """
         variants = self.variants(query, expand, broader)
         if len(variants) > 1 and not self.is_cached([_prompt(v) for v in variants]):
-            yield self._search(query, variants[:1], top_k, aggregate)
-        yield self._search(query, variants, top_k, aggregate)
+            yield self._with_language(self._search(query, variants[:1], top_k, aggregate))
+        yield self._with_language(self._search(query, variants, top_k, aggregate))
+
+    def _with_language(self, hits: SearchHits) -> SearchHits:
+        decision = query_language(self.encoder, hits.query)
+        if not (decision.note or decision.hint):
+            return hits
+        return replace(hits, language_note=decision.note, language_hint=decision.hint)
 
     def is_cached(self, prompts: Sequence[str]) -> bool:
         """True when every prompt's vector is in memory or in the persistent store."""
