@@ -6,13 +6,14 @@ Detection, in this order, needs no dependency and always gives the same answer:
 2. Latin-script queries are scored against short lists of common words of Spanish, French,
    German, Italian, Portuguese and Dutch: each distinct "strong" word (never an English word:
    "perro", "avec", "und") counts 2, each "weak" one (also seen in English names or loanwords:
-   "la", "de", "los", "mit") counts 1. A query is that language when its score is at least 2
-   and above the count of English function words in it ("a", "the", "of", ...).
+   "la", "de", "los", "mit") counts 1. A query is that language when it holds a strong word
+   (or three weak ones) and its score is above the count of English function words in it
+   ("a", "the", "of", ...).
 
 Accents alone decide nothing, so "café", "naïve", "jalapeño", "déjà vu" and "São Paulo" stay
-English; so do names such as "los angeles" or "la la land" (one weak word). The price is that
-a foreign query made only of words missing from the lists ("hund am strand") reads as English:
-it is then searched as before, with the English dictionary, which simply finds nothing to swap.
+English; so do names such as "los angeles" or "cirque du soleil" (weak words only). The price
+is that a foreign query made only of words missing from the lists ("hund am strand") reads as
+English: it is then searched as before, with the English dictionary, which finds little to swap.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ def detect_language(query: str) -> QueryLanguage | None:
     for code, (name, strong, weak) in _LANGUAGES.items():
         strong_hits, weak_hits = words & strong, words & weak
         score = 2 * len(strong_hits) + len(weak_hits)
+        if not strong_hits and len(weak_hits) < 3:
+            continue  # "cirque du soleil", "rio de janeiro": names, read in English text
         if score > best_score:
             evidence = tuple(sorted(strong_hits)) + tuple(sorted(weak_hits))
             best, best_score = QueryLanguage(code, name, evidence), score

@@ -40,6 +40,7 @@ class ResultSummary:
     possible: int  # wording.POSSIBLE <= score < MATCH
     shown: int
     complete: bool  # the expanded (final) answer, not the query-as-typed preview
+    language_hint: str = ""  # SearchHits.language_hint: the checkpoint reads English only
 
     @property
     def hidden(self) -> int:
@@ -233,7 +234,13 @@ class SearchController(QObject):
         self.ranked.emit(hits, self.results, calibration)
         self.shown.emit(
             ResultSummary(
-                hits.query, len(self.results), matches, possible, len(shown), self._complete
+                hits.query,
+                len(self.results),
+                matches,
+                possible,
+                len(shown),
+                self._complete,
+                hits.language_hint,
             )
         )
 
