@@ -126,8 +126,8 @@ def gemma_style_tokenizer(vocab_size: int = 360, text: str = SIGLIP2_CORPUS):
     spaces as "▁", no sentencepiece file. Saved the way transformers' SigLIP 2 conversion
     saved google/siglip2-*: add_bos_token=False, add_eos_token=True, padding_side="right",
     input_ids only (convert_siglip2_to_hf.py, get_siglip2_tokenizer)."""
+    import transformers
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import GemmaTokenizer
 
     backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     backend.normalizer = normalizers.Replace(" ", "▁")
@@ -138,17 +138,18 @@ def gemma_style_tokenizer(vocab_size: int = 360, text: str = SIGLIP2_CORPUS):
         show_progress=False,
     )
     backend.train_from_iterator(text.splitlines(), trainer)
+    options = {
+        "add_bos_token": False,
+        "add_eos_token": True,
+        "padding_side": "right",
+        "model_input_names": ["input_ids"],
+        "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+    }
+    if int(transformers.__version__.split(".", 1)[0]) < 5:  # 4.x: the fast class wraps it
+        return transformers.GemmaTokenizerFast(tokenizer_object=backend, **options)
     model = json.loads(backend.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-    return GemmaTokenizer(
-        vocab=model["vocab"],
-        merges=merges,
-        add_bos_token=False,
-        add_eos_token=True,
-        padding_side="right",
-        model_input_names=["input_ids"],
-        additional_special_tokens=["<start_of_turn>", "<end_of_turn>"],
-    )
+    return transformers.GemmaTokenizer(vocab=model["vocab"], merges=merges, **options)
 
 
 # tokenizer_config.json modelled on google/siglip2-base-patch16-224's: a GemmaTokenizer saved by

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
@@ -270,7 +271,7 @@ class SiglipEncoder:
             )
         try:
             import torch
-            from transformers import AutoConfig, AutoModel, AutoProcessor
+            from transformers import AutoConfig, AutoModel
         except ImportError as exc:  # pragma: no cover - broken install
             raise ModelUnavailable(f"torch/transformers are not installed: {exc}") from exc
 
@@ -285,9 +286,7 @@ class SiglipEncoder:
         refuse_unsupported_architecture(config, model_id)
         try:
             with _quiet_transformers():
-                processor = AutoProcessor.from_pretrained(
-                    model_id, trust_remote_code=False, **_pil_image_processor_option()
-                )
+                processor = _load_processor(model_id)
         except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
         if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
@@ -429,15 +428,27 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _pil_image_processor_option() -> dict[str, Any]:
-    """The plain PIL + numpy image processor (the torchvision one needs an extra install).
+def _load_processor(model_id: str) -> Any:
+    """The checkpoint's tokenizer and its plain PIL + numpy image processor (the torchvision
+    one needs an extra install).
 
-    transformers 5 names it backend="pil" and deprecates use_fast; 4.x knows only use_fast.
+    transformers 5 names that processor backend="pil". 4.x knows only use_fast, which
+    AutoProcessor hands to the tokenizer as well: SigLIP's has no fast class, but SigLIP 2's
+    Gemma tokenizer is fast-only (tokenizer.json), so there the two are loaded apart.
     """
     import transformers
 
     major = int(transformers.__version__.split(".", 1)[0])
-    return {"backend": "pil"} if major >= 5 else {"use_fast": False}
+    if major >= 5:
+        return transformers.AutoProcessor.from_pretrained(
+            model_id, trust_remote_code=False, backend="pil"
+        )
+    return SimpleNamespace(
+        tokenizer=transformers.AutoTokenizer.from_pretrained(model_id, trust_remote_code=False),
+        image_processor=transformers.AutoImageProcessor.from_pretrained(
+            model_id, trust_remote_code=False, use_fast=False
+        ),
+    )
 
 
 def _tower_features(output: Any) -> Any:
