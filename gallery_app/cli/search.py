@@ -102,6 +102,8 @@ def run_search(args: argparse.Namespace) -> int:
         results = hits.rank(calibration, top_k=top_k, min_score=args.min_score)
         empty_library = library.catalog.count() == 0
     in_variants = hits.members if hits.aggregate == "ensemble" else hits.listed
+    if hits.language_hint:  # an English-only model got another language: one line, on stderr
+        print(printable(f"hint: {hits.language_hint}"), file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -113,6 +115,12 @@ def run_search(args: argparse.Namespace) -> int:
                     "centre": calibration.centre,
                     "min_score": args.min_score,
                     "top_k": top_k,
+                    # Only for a query in another language (SearchHits.language_note).
+                    **(
+                        {"language_note": hits.language_note, "language_hint": hits.language_hint}
+                        if hits.language_note
+                        else {}
+                    ),
                     "variants": [_variant_json(v) for v in in_variants],
                     "broader": [_variant_json(v) for v in hits.broader]
                     if hits.aggregate == "ensemble"
