@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gallery_app.cli import cache, debug_scores, evaluate, index, search, tune
+from gallery_app.cli import cache, debug_scores, evaluate, index, library, marks, search, tune
 from gallery_app.cli.common import (
     configure_output,
     configure_streams,
@@ -25,7 +25,7 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, debug_scores, tune, evaluate, cache)
+COMMAND_GROUPS = (index, search, debug_scores, tune, marks, evaluate, cache, library)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="where libraries and thumbnails live (env GALLERY_APP_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--library",
+        metavar="URL_OR_DIR",
+        help="where the libraries live: a postgresql:// URL (a shared library; password from "
+        "PGPASSWORD or ~/.pgpass) or a folder (env GALLERY_APP_LIBRARY; default: the data dir)",
     )
     parser.add_argument(
         "--prompt-template",

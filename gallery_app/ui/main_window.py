@@ -17,6 +17,7 @@ from gallery_app.ui import window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
+from gallery_app.ui.feedback_controller import wire_feedback
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         self._precompute = precompute_dictionary
         self._build()
         self._wire()
+        self.feedback = wire_feedback(self)  # marks, Fit calibration, Apply
         if self.settings.load_error:
             self.report_error(self.settings.load_error)
 
@@ -117,6 +119,7 @@ class MainWindow(QMainWindow):
         panel, search, library, model = (self.results_panel, self.search, self.library, self.model)
         status = self.status_area
         panel.search_requested.connect(search.search)
+        panel.similar_requested.connect(search.find_similar)
         panel.clear_requested.connect(search.clear)
         panel.show_all_toggled.connect(search.set_show_all)
         panel.expand_box.toggled.connect(self.settings.set_expand)

@@ -19,8 +19,10 @@ SHORTCUTS = (
     ("Enter / double-click", "Open the selected photo in the viewer"),
     ("Left / Right", "Previous / next photo in the viewer"),
     ("+ / − / F / 1", "Zoom in / out / fit / 100% in the viewer (or Ctrl+wheel)"),
+    ("R / N", "Mark the photo in the viewer relevant / not relevant to the query (again: unmark)"),
     ("Ctrl++ / Ctrl+−", "Larger / smaller thumbnails (or Ctrl+wheel over the grid)"),
     ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy paths)"),
+    ("Right-click › Find similar", "Photos that look like this one (also in the viewer)"),
     ("Ctrl+Q", "Quit"),
 )
 
@@ -83,7 +85,10 @@ def about_html(window: MainWindow) -> str:
             "Model",
             f"{info.model_id} ({info.precision})" if info else f"not loaded ({window.model.state})",
         ),
-        ("Library", str(library.folder) if library else "none yet"),
+        (
+            "Library",
+            (library.where if library.shared else str(library.folder)) if library else "none yet",
+        ),
         ("Settings", str(window.settings.path)),
         ("Your expansions", str(default_config_dir() / "expansions.json")),
     ]

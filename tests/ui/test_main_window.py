@@ -18,7 +18,7 @@ from gallery_app.ui.engine import PrecomputeTask
 
 
 def test_results_appear_and_debug_table_matches_core(
-    qtbot, open_window, tiny_model_dir, make_images
+    qtbot, open_window, tiny_model_dir, make_images, library_backend
 ):
     window = open_window(str(tiny_model_dir))
     photos = make_images(9)
@@ -81,11 +81,13 @@ def test_hide_below_is_exact_over_the_whole_library_and_the_count_is_true(
         float(calibrated_score(first.raw, cal.temperature, cal.centre))
     )
     listed = [v.text for v in hits.listed]
-    assert table.columnCount() == 5 + len(listed)
+    assert table.columnCount() == table.FIRST_VARIANT + len(listed)
     own = hits.variant_cosines([first.position])[0]
     row = next(r for r in range(table.rowCount()) if table.results()[r] == first)
     for i in range(len(listed)):
-        assert table.index(row, 5 + i).data(table.SortRole) == pytest.approx(float(own[i]))
+        assert table.index(row, table.FIRST_VARIANT + i).data(table.SortRole) == pytest.approx(
+            float(own[i])
+        )
 
 
 def test_the_aggregate_choice_searches_again_and_is_remembered(
@@ -361,7 +363,7 @@ def test_window_is_shown_before_torch_is_imported(tmp_path):
 
 
 def test_removing_a_folder_asks_then_empties_library_and_results(
-    qtbot, open_window, tiny_model_dir, make_images, monkeypatch
+    qtbot, open_window, tiny_model_dir, make_images, monkeypatch, library_backend
 ):
     window = open_window(str(tiny_model_dir))
     folder = make_images(3)[0].parent
@@ -458,7 +460,9 @@ def test_broken_files_are_listed_badged_and_the_rest_indexed(
     assert window.log_dock.isVisible()
 
 
-def test_searching_while_indexing_never_errors(qtbot, open_window, tiny_model_dir, make_images):
+def test_searching_while_indexing_never_errors(
+    qtbot, open_window, tiny_model_dir, make_images, library_backend
+):
     """Searches run on their own threads while the index thread writes the same library."""
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(4)[0].parent)
