@@ -45,6 +45,14 @@ class ResultSummary:
     image_query: bool = False  # find similar: scored on the image-to-image scale
     language_hint: str = ""  # SearchHits.language_hint: the checkpoint reads English only
 
+    def status_line(self) -> str:
+        """The status bar's words for it: the count, then the language hint if there is one."""
+        line = f"{self.total} result(s) for “{self.query}”"
+        return f"{line} · {self.language_hint}" if self.language_hint else line
+
+    def status_ms(self) -> int:
+        return 15000 if self.language_hint else 5000  # a hint takes longer to read
+
     @property
     def hidden(self) -> int:
         return self.total - self.shown
