@@ -136,11 +136,12 @@ def open_encoder(args: argparse.Namespace) -> Any:
     from gallery_app.core.embeddings import (
         DEFAULT_PROMPT_TEMPLATE,
         SiglipEncoder,
+        resolve_model_id,
         resolve_precision,
     )
 
     return SiglipEncoder.load(
-        args.model,
+        resolve_model_id(args.model, data_dir(args)),  # the default: the one with a library
         prompt_template=argv_text(args.prompt_template or DEFAULT_PROMPT_TEMPLATE),
         precision=resolve_precision(args.fast),
     )

@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         metavar="ID_OR_PATH",
-        help="SigLIP checkpoint: hub id or local folder "
-        "(env GALLERY_APP_MODEL; default google/siglip-base-patch16-224)",
+        help="SigLIP or SigLIP 2 checkpoint: hub id or local folder (env GALLERY_APP_MODEL; "
+        "default google/siglip2-base-patch16-224, or google/siglip-base-patch16-224 while "
+        "only that model has a library)",
     )
     parser.add_argument(
         "--data-dir",

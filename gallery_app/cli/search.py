@@ -115,6 +115,8 @@ def run_search(args: argparse.Namespace) -> int:
             results = search_filters.in_date_order(args, results, dates)
         empty_library = library.catalog.count() == 0
     in_variants = hits.members if hits.aggregate == "ensemble" else hits.listed
+    if hits.language_hint:  # an English-only model got another language: one line, on stderr
+        print(printable(f"hint: {hits.language_hint}"), file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -128,6 +130,12 @@ def run_search(args: argparse.Namespace) -> int:
                     "top_k": args.top_k if dated else top_k,
                     **similar.query_parts_json(hits, _variant_json),
                     "filter": search_filters.filter_json(args, where),
+                    # Only for a query in another language (SearchHits.language_note).
+                    **(
+                        {"language_note": hits.language_note, "language_hint": hits.language_hint}
+                        if hits.language_note
+                        else {}
+                    ),
                     "variants": [_variant_json(v) for v in in_variants],
                     "broader": [_variant_json(v) for v in hits.broader]
                     if hits.aggregate == "ensemble"

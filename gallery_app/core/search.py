@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -16,6 +16,7 @@ from gallery_app.core.calibrate import Calibration, image_calibration
 from gallery_app.core.expansion import Dictionary, Expander, Variant, pluralize
 from gallery_app.core.filters import PhotoFilter, filtered_snapshot
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
+from gallery_app.core.language import LanguageDecision, decide, variants_as_typed
 from gallery_app.core.library import Library
 from gallery_app.core.query import AND, NOT, ParsedQuery, QueryPart, parse_query
 from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
@@ -85,8 +86,13 @@ def prompt_variants(
     broader: bool = False,
 ) -> tuple[PromptVariant, ...]:
     """The query's variants with their prompts: the query alone when expander is None, broader
-    terms only when asked for. The one place a query becomes variants (search, tune, eval)."""
-    if expander is None:
+    terms only when asked for. The one place a query becomes variants (search, tune, eval).
+
+    A query in another language with a multilingual checkpoint is taken as typed, with the
+    user's expansions but not the built-in English dictionary (see query_language)."""
+    if query_language(encoder, query).as_typed:
+        expanded = variants_as_typed(query, expander, broader)
+    elif expander is None:
         expanded = [Variant(" ".join(query.lower().split()), 1.0)]
     else:
         expanded = expander.expand(query, broader=broader)
@@ -99,6 +105,12 @@ def prompt_variants(
             continue
         out.append(PromptVariant(v.text, encoder.prompt(v.text), v.weight, v.source, kind))
     return tuple(out)
+
+
+def query_language(encoder: TextEncoder | Any, query: str) -> LanguageDecision:
+    """What the query's language means for this encoder's checkpoint (core/language.py)."""
+    multilingual = bool(getattr(encoder, "multilingual", False))
+    return decide(query, multilingual, str(getattr(encoder, "model_id", "") or ""))
 
 
 def ensemble_vector(
@@ -168,6 +180,10 @@ class SearchHits:
     # Hits on a scale of their own (an image query: calibrate.image_calibration) carry it, and
     # rank with it whatever text calibration is given; None: the text calibration given.
     own_calibration: Calibration | None = None
+    # The query's language, when not English (core/language.py): what was done about it, and
+    # a one-line hint when the checkpoint reads English only.
+    language_note: str = ""
+    language_hint: str = ""
 
     def calibration_for(self, text_calibration: Calibration) -> Calibration:
         """The calibration these hits are ranked with when the window's (or the command's)
@@ -294,6 +310,15 @@ class CombinedHits:
         first = self.part_hits[0].image_ids
         if any(not np.array_equal(h.image_ids, first) for h in self.part_hits[1:]):
             raise ValueError("every part must cover the same photos in the same order")
+
+    @property
+    def language_note(self) -> str:
+        """The first part's note on its language (SearchHits.language_note), if any."""
+        return next((hits.language_note for hits in self.part_hits if hits.language_note), "")
+
+    @property
+    def language_hint(self) -> str:
+        return next((hits.language_hint for hits in self.part_hits if hits.language_hint), "")
 
     @property
     def primary(self) -> SearchHits:
@@ -739,13 +764,13 @@ class Searcher:
         if not variants or len(snapshot) == 0:
             columns, members = columns_of(variants, aggregate) if variants else ((), ())
             nothing = np.zeros((0, len(columns)), np.float32)
-            return SearchHits(
-                query, columns, np.zeros(0, np.int64), (), nothing, aggregate, members
+            return self._with_language(
+                SearchHits(query, columns, np.zeros(0, np.int64), (), nothing, aggregate, members)
             )
         text = self.text_vectors([_prompt(v) for v in variants])
         columns, members, column_text = scored_columns(variants, text, aggregate)
         positions, raw, complete = self._scan(snapshot, column_text, top_k)
-        return SearchHits(
+        hits = SearchHits(
             query,
             columns,
             snapshot.ids[positions],
@@ -758,6 +783,13 @@ class Searcher:
             else None,
             complete,
         )
+        return self._with_language(hits)
+
+    def _with_language(self, hits: SearchHits) -> SearchHits:
+        decision = query_language(self.encoder, hits.query)
+        if not (decision.note or decision.hint):
+            return hits
+        return replace(hits, language_note=decision.note, language_hint=decision.hint)
 
     def _scan(
         self, snapshot: VectorSnapshot, column_text: npt.NDArray[np.float32], top_k: int | None

@@ -314,11 +314,18 @@ class DebugPanel(QWidget):
         self._calibration_label = QLabel(self)
         self._summary_label = QLabel(self)
         self._warnings_label = QLabel(self)
-        for label in (self._calibration_label, self._summary_label, self._warnings_label):
+        self._language_label = QLabel(self)  # the query's language, when not English
+        for label in (
+            self._calibration_label,
+            self._summary_label,
+            self._warnings_label,
+            self._language_label,
+        ):
             label.setTextFormat(Qt.TextFormat.PlainText)  # messages are text, never markup
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._warnings_label.setVisible(False)
+        self._language_label.setVisible(False)
 
         self._variants = QTableWidget(0, 3, self)
         self._variants.setHorizontalHeaderLabels(["Variant", "Weight", "Source"])
@@ -359,6 +366,7 @@ class DebugPanel(QWidget):
         layout.addWidget(self._calibration_label)
         layout.addWidget(self._summary_label)
         layout.addWidget(self._warnings_label)
+        layout.addWidget(self._language_label)
         layout.addWidget(splitter, 1)
         self.clear()
 
@@ -393,6 +401,7 @@ class DebugPanel(QWidget):
         self._set_warnings(
             [diagnosis.message for diagnosis in diagnose(raw, calibration)] if text_scale else []
         )
+        self._set_language(hits.language_note, hits.language_hint)
 
     def add_section(self, widget: QWidget) -> None:
         """A panel of its own under the results table (resizable by the splitter)."""
@@ -417,6 +426,7 @@ class DebugPanel(QWidget):
         self._calibration_label.setText("No search yet.")
         self._summary_label.setText("")
         self._set_warnings([])
+        self._set_language("", "")
 
     @Slot()
     def refresh_thumbnails(self) -> None:
@@ -460,6 +470,10 @@ class DebugPanel(QWidget):
     def calibration_text(self) -> str:
         return self._calibration_label.text()
 
+    def language_text(self) -> str:
+        """What the panel says about the query's language ("" for an English query)."""
+        return self._language_label.text()
+
     # -- internals --------------------------------------------------------------------------
 
     def _set_variants(self, variants: Sequence[PromptVariant]) -> None:
@@ -476,6 +490,11 @@ class DebugPanel(QWidget):
             self._variants.setItem(row, 0, text)
             self._variants.setItem(row, 1, weight)
             self._variants.setItem(row, 2, QTableWidgetItem(variant.source or "as typed"))
+
+    def _set_language(self, note: str, hint: str) -> None:
+        text = "\n".join(line for line in (note, hint) if line)
+        self._language_label.setText(text)
+        self._language_label.setVisible(bool(text))
 
     def _set_warnings(self, messages: list[str]) -> None:
         self._warnings = messages

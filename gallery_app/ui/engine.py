@@ -118,7 +118,7 @@ class LoadModelTask(Task):
     def work(self) -> Session | None:
         from gallery_app.core.embeddings import resolve_model_id
 
-        model_id = resolve_model_id(self.model)
+        model_id = resolve_model_id(self.model, self.data_dir)
         if self.library is None or self.library.model_id != model_id:
             try:
                 self._use(*open_library(self.data_dir, model_id, None))

@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
 
     def _on_results_shown(self, summary: ResultSummary) -> None:
         self.results_panel.show_summary(summary, self.settings.min_score)
-        self.statusBar().showMessage(f"{summary.total} result(s) for “{summary.query}”", 5000)
+        self.statusBar().showMessage(summary.status_line(), summary.status_ms())
         self.results_shown.emit()
 
     def _on_indexing_finished(self, report: IndexReport | None) -> None:

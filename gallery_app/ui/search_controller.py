@@ -54,6 +54,15 @@ class ResultSummary:
     complete: bool  # the expanded (final) answer, not the query-as-typed preview
     image_query: bool = False  # find similar: scored on the image-to-image scale
     choice: FilterChoice = field(default_factory=FilterChoice)  # filters and order in force
+    language_hint: str = ""  # SearchHits.language_hint: the checkpoint reads English only
+
+    def status_line(self) -> str:
+        """The status bar's words for it: the count, then the language hint if there is one."""
+        line = f"{self.total} result(s) for “{self.query}”"
+        return f"{line} · {self.language_hint}" if self.language_hint else line
+
+    def status_ms(self) -> int:
+        return 15000 if self.language_hint else 5000  # a hint takes longer to read
 
     @property
     def hidden(self) -> int:
@@ -309,6 +318,7 @@ class SearchController(QObject):
                 self._complete,
                 hits.own_calibration is not None,
                 self.choice,
+                hits.language_hint,
             )
         )
 
