@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -102,4 +103,178 @@ def build_tiny_siglip(
         model.logit_scale.fill_(logit_scale)
         model.logit_bias.fill_(logit_bias)
     model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+# SigLIP 2 --------------------------------------------------------------------------------------
+
+SIGLIP2_CORPUS = (
+    CORPUS
+    + """una foto de un perro en la playa.
+une photo d'un chien sur la plage.
+ein foto von einem hund am strand.
+"""
+)
+# Gemma's special tokens at Gemma's ids (pad 0, eos 1, bos 2, unk 3, mask 4), the two chat
+# tokens special_tokens_map.json lists, then byte-fallback pieces for any character.
+GEMMA_SPECIALS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
+GEMMA_BYTES = tuple(f"<0x{byte:02X}>" for byte in range(256))
+
+
+def gemma_style_tokenizer(vocab_size: int = 360, text: str = SIGLIP2_CORPUS):
+    """A Gemma-like fast tokenizer built with the `tokenizers` library: BPE with byte fallback,
+    spaces as "▁", no sentencepiece file. Saved the way transformers' SigLIP 2 conversion
+    saved google/siglip2-*: add_bos_token=False, add_eos_token=True, padding_side="right",
+    input_ids only (convert_siglip2_to_hf.py, get_siglip2_tokenizer)."""
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[*GEMMA_SPECIALS, *GEMMA_BYTES],
+        show_progress=False,
+    )
+    backend.train_from_iterator(text.splitlines(), trainer)
+    options = {
+        "add_bos_token": False,
+        "add_eos_token": True,
+        "padding_side": "right",
+        "model_input_names": ["input_ids"],
+        "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+    }
+    if int(transformers.__version__.split(".", 1)[0]) < 5:  # 4.x: the fast class wraps it
+        return transformers.GemmaTokenizerFast(tokenizer_object=backend, **options)
+    model = json.loads(backend.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    return transformers.GemmaTokenizer(vocab=model["vocab"], merges=merges, **options)
+
+
+# tokenizer_config.json modelled on google/siglip2-base-patch16-224's: a GemmaTokenizer saved by
+# transformers 4.49 with the conversion's options (no BOS, EOS added, right padding, input_ids
+# only), special tokens as in its special_tokens_map.json; added_tokens_decoder left out.
+SIGLIP2_TOKENIZER_CONFIG = {
+    "add_bos_token": False,
+    "add_eos_token": True,
+    "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+    "bos_token": "<bos>",
+    "clean_up_tokenization_spaces": False,
+    "eos_token": "<eos>",
+    "extra_special_tokens": {},
+    "model_input_names": ["input_ids"],
+    "model_max_length": 1000000000000000019884624838656,
+    "pad_token": "<pad>",
+    "padding_side": "right",
+    "processor_class": "SiglipProcessor",
+    "sp_model_kwargs": {},
+    "spaces_between_special_tokens": False,
+    "tokenizer_class": "GemmaTokenizer",
+    "unk_token": "<unk>",
+    "use_default_system_prompt": False,
+}
+
+
+def build_tiny_siglip2(
+    folder: Path,
+    *,
+    image_size: int = 32,
+    seed: int = 1,
+    logit_scale: float = math.log(10.0),
+    logit_bias: float = -2.0,
+    tokenizer_config: dict | None = None,
+) -> Path:
+    """A random-weight fixed-resolution SigLIP 2: model_type "siglip" (SiglipModel), the Gemma
+    tokenizer in tokenizer.json only (no spiece.model), pad 0 / eos 1 / bos 2 as in Gemma.
+
+    tokenizer_config replaces tokenizer_config.json (default: SIGLIP2_TOKENIZER_CONFIG).
+    """
+    import torch
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
+
+    try:
+        from transformers import SiglipImageProcessorPil as SiglipImageProcessor
+    except ImportError:  # transformers 4.x
+        from transformers import SiglipImageProcessor
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = gemma_style_tokenizer()
+    image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config or SIGLIP2_TOKENIZER_CONFIG, indent=2), encoding="utf-8"
+    )
+    special = {
+        "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+        **{
+            f"{kind}_token": {
+                "content": token,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+            }
+            for kind, token in (
+                ("bos", "<bos>"),
+                ("eos", "<eos>"),
+                ("pad", "<pad>"),
+                ("unk", "<unk>"),
+            )
+        },
+    }
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2), "utf-8")
+    assert not (folder / "spiece.model").exists()
+
+    torch.manual_seed(seed)
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 64,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+        },
+        vision_config={
+            "image_size": image_size,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },
+    )
+    model = SiglipModel(config).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(logit_scale)
+        model.logit_bias.fill_(logit_bias)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_tiny_naflex(folder: Path) -> Path:
+    """A random-weight SigLIP 2 NaFlex checkpoint (model_type "siglip2", Siglip2Model)."""
+    import torch
+    from transformers import Siglip2Config, Siglip2Model
+
+    torch.manual_seed(0)
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+             "num_attention_heads": 4}  # fmt: skip
+    config = Siglip2Config(
+        text_config={
+            **tower,
+            "vocab_size": 400,
+            "bos_token_id": 2,
+            "eos_token_id": 1,
+            "pad_token_id": 0,
+        },
+        vision_config={**tower, "patch_size": 8, "num_patches": 16},
+    )
+    Siglip2Model(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer = gemma_style_tokenizer()
+    tokenizer.save_pretrained(folder)
     return folder

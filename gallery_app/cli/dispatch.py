@@ -13,7 +13,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gallery_app.cli import cache, debug_scores, evaluate, index, marks, search, tag, tune
+from gallery_app.cli import (
+    cache,
+    debug_scores,
+    duplicates,
+    evaluate,
+    index,
+    library,
+    marks,
+    search,
+    tag,
+    tune,
+)
 from gallery_app.cli.common import (
     configure_output,
     configure_streams,
@@ -25,7 +36,18 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, tag, debug_scores, tune, marks, evaluate, cache)
+COMMAND_GROUPS = (
+    index,
+    search,
+    tag,
+    duplicates,
+    debug_scores,
+    tune,
+    marks,
+    evaluate,
+    cache,
+    library,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,14 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         metavar="ID_OR_PATH",
-        help="SigLIP checkpoint: hub id or local folder "
-        "(env GALLERY_APP_MODEL; default google/siglip-base-patch16-224)",
+        help="SigLIP or SigLIP 2 checkpoint: hub id or local folder (env GALLERY_APP_MODEL; "
+        "default google/siglip2-base-patch16-224, or google/siglip-base-patch16-224 while "
+        "only that model has a library)",
     )
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
         type=Path,
         help="where libraries and thumbnails live (env GALLERY_APP_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--library",
+        metavar="URL_OR_DIR",
+        help="where the libraries live: a postgresql:// URL (a shared library; password from "
+        "PGPASSWORD or ~/.pgpass) or a folder (env GALLERY_APP_LIBRARY; default: the data dir)",
     )
     parser.add_argument(
         "--prompt-template",

@@ -6,21 +6,28 @@ import contextlib
 import logging
 import math
 import os
+import string
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
 from gallery_app.core.errors import ConfigError, ModelUnavailable, NonFiniteVectors
+from gallery_app.core.language import is_multilingual
 
 if TYPE_CHECKING:
     from PIL import Image
 
-DEFAULT_MODEL = "google/siglip-base-patch16-224"
+# SigLIP 2 base at 224 px: ahead of SigLIP base at the same size and speed, and multilingual
+# (README, "Which model by default, and why").
+DEFAULT_MODEL = "google/siglip2-base-patch16-224"
+# The default until issue 14: a user with a library of it (and none of DEFAULT_MODEL) keeps it.
+PREVIOUS_DEFAULT_MODEL = "google/siglip-base-patch16-224"
 DEFAULT_PROMPT_TEMPLATE = "a photo of {}."
 MODEL_ENV = "GALLERY_APP_MODEL"
 INT8_ENV = "GALLERY_APP_INT8"
@@ -32,12 +39,30 @@ FloatArray = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)
 
 
-def resolve_model_id(explicit: str | None = None) -> str:
-    """--model beats $GALLERY_APP_MODEL beats the default; local folders become absolute."""
-    model = explicit or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+def resolve_model_id(explicit: str | None = None, data_dir: Path | None = None) -> str:
+    """--model beats $GALLERY_APP_MODEL beats the default; local folders become absolute.
+
+    With data_dir, the default is the one the user's libraries were built with: someone who
+    indexed with PREVIOUS_DEFAULT_MODEL, and has no library of DEFAULT_MODEL, keeps it (a new
+    default must not hide a library behind an empty one and hours of re-indexing).
+    """
+    model = explicit or os.environ.get(MODEL_ENV) or default_model(data_dir)
     if looks_like_path(model):
         return str(Path(model).expanduser().resolve())
     return model
+
+
+def default_model(data_dir: Path | None = None) -> str:
+    if data_dir is None:
+        return DEFAULT_MODEL
+    from gallery_app.core.library import library_folder
+
+    def has_library(model_id: str) -> bool:
+        return (library_folder(data_dir, model_id) / "catalog.sqlite").is_file()
+
+    if has_library(PREVIOUS_DEFAULT_MODEL) and not has_library(DEFAULT_MODEL):
+        return PREVIOUS_DEFAULT_MODEL
+    return DEFAULT_MODEL
 
 
 def looks_like_path(model: str) -> bool:
@@ -84,12 +109,85 @@ def pick_device() -> str:
     return "cpu"
 
 
-def make_prompt(text: str, template: str = DEFAULT_PROMPT_TEMPLATE) -> str:
-    """The exact string the tokenizer sees: template filled, whitespace collapsed, lowercased."""
+def make_prompt(
+    text: str, template: str = DEFAULT_PROMPT_TEMPLATE, lower: Callable[[str], str] = str.lower
+) -> str:
+    """The exact string the tokenizer sees: template filled, whitespace collapsed, lowercased
+    (`lower` is the checkpoint's own lowercasing, see TextEncoding)."""
     if "{}" not in template:
         raise ConfigError(f"prompt template {template!r} must contain '{{}}' for the query")
     query = " ".join(text.split())
-    return template.replace("{}", query).lower()
+    return lower(template.replace("{}", query))
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def ascii_lower(text: str) -> str:
+    """A-Z -> a-z and nothing else: TensorFlow's tf.strings.lower with its default encoding
+    "" ("interpreted as ASCII"), which big_vision's `lower` op calls."""
+    return text.translate(_ASCII_LOWER)
+
+
+# How a checkpoint's text tower was fed in training: its tokenizer family decides.
+SENTENCEPIECE_TEXT = "sentencepiece"  # SigLIP: spiece.model, transformers' SiglipTokenizer
+GEMMA_TEXT = "gemma"  # SigLIP 2: the Gemma tokenizer in tokenizer.json, no spiece.model
+GEMMA_TOKENIZER_CLASSES = ("GemmaTokenizer", "GemmaTokenizerFast", "Siglip2Tokenizer")
+
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """The input ids a checkpoint's text tower was trained on, per tokenizer family.
+
+    SigLIP (SentencePiece): transformers' SiglipTokenizer does it all (lower-case, strip
+    punctuation, EOS, pad with EOS); we pad to max_length and pass input_ids only, no mask.
+
+    SigLIP 2 (Gemma, `google/siglip2-*-patch16-*` and `-patch14-*`), from the sources:
+    - big_vision's SigLIP2_demo.ipynb, the authors' reference: ``lower(key="text")|tok(
+      length=64, model="gemma", bos="no", eos="sticky")``. `tok` (pp/proj/paligemma/ops.py)
+      adds EOS, truncates to ``tokens[:63] + [EOS]`` ("sticky": the EOS is kept) and pads on
+      the right with the tokenizer's pad id (<pad> = 0, not EOS as in SigLIP). `lower` is
+      tf.strings.lower, ASCII only (see ascii_lower). Punctuation is kept: no canonicalization
+      (big_vision's canonicalize_text only rewrites class names in its zero-shot evaluator).
+    - The text transformer pools the last position (text_transformer.py pool_type "last";
+      transformers' SiglipTextTransformer takes last_hidden_state[:, -1]), so the padding side
+      and the EOS decide what every text vector is; the model takes no attention mask.
+    - transformers' conversion (convert_siglip2_to_hf.py) saved the tokenizer with
+      add_bos_token=False, add_eos_token=True, padding_side="right", input_ids only, and
+      its Siglip2Processor pads to max_length 64. Loaded through AutoTokenizer, a fixed-
+      resolution checkpoint (model_type siglip, tokenizer_class GemmaTokenizer) gets a
+      GemmaTokenizer, which does not lower-case and whose class default is padding_side
+      "left": so the layout is built here rather than trusted to the tokenizer's settings.
+    The length is the text tower's max_position_embeddings (64 for every SigLIP 2).
+    """
+
+    family: str
+    max_length: int
+    eos_id: int | None = None
+    pad_id: int | None = None
+
+    def lower(self, text: str) -> str:
+        return ascii_lower(text) if self.family == GEMMA_TEXT else text.lower()
+
+
+def text_encoding_of(tokenizer: Any, max_length: int, model_id: str) -> TextEncoding:
+    """The checkpoint's TextEncoding, read from its tokenizer files (tokenizer_config.json's
+    tokenizer_class and special tokens), never from its name."""
+    gemma = type(tokenizer).__name__ in GEMMA_TOKENIZER_CLASSES or (
+        getattr(tokenizer, "eos_token", None) == "<eos>"
+        and getattr(tokenizer, "bos_token", None) == "<bos>"
+    )
+    if not gemma:
+        return TextEncoding(SENTENCEPIECE_TEXT, max_length)
+    eos_id = getattr(tokenizer, "eos_token_id", None)
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    if not isinstance(eos_id, int) or not isinstance(pad_id, int):
+        raise ModelUnavailable(
+            f"Model {model_id}: its Gemma tokenizer (tokenizer.json) has no "
+            f"{'<eos>' if not isinstance(eos_id, int) else '<pad>'} token, which SigLIP 2 text "
+            "needs; re-download the checkpoint or choose another with --model."
+        )
+    return TextEncoding(GEMMA_TEXT, max_length, eos_id, pad_id)
 
 
 @dataclass(frozen=True)
@@ -137,6 +235,9 @@ class SiglipEncoder:
         self.prompt_template = prompt_template
         config = model.config
         self.max_text_length = int(config.text_config.max_position_embeddings)
+        self.text_encoding = text_encoding_of(self._tokenizer, self.max_text_length, model_id)
+        # Which languages a query may be in: see gallery_app.core.language.is_multilingual.
+        self.multilingual = is_multilingual(model_id, self.text_encoding.family == GEMMA_TEXT)
         self.dim = int(_projection_dim(model))
         self.logit_scale = _finite_parameter(model, "logit_scale", model_id)
         self.logit_bias = _finite_parameter(model, "logit_bias", model_id)
@@ -170,7 +271,7 @@ class SiglipEncoder:
             )
         try:
             import torch
-            from transformers import AutoConfig, AutoModel, AutoProcessor
+            from transformers import AutoConfig, AutoModel
         except ImportError as exc:  # pragma: no cover - broken install
             raise ModelUnavailable(f"torch/transformers are not installed: {exc}") from exc
 
@@ -180,15 +281,19 @@ class SiglipEncoder:
             # asking for 100000 x 100000 pixels must not reach the allocator.
             with _quiet_transformers():
                 config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
-                processor = AutoProcessor.from_pretrained(
-                    model_id, trust_remote_code=False, **_pil_image_processor_option()
-                )
+        except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
+            raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
+        refuse_unsupported_architecture(config, model_id)
+        try:
+            with _quiet_transformers():
+                processor = _load_processor(model_id)
         except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
         if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
             raise ModelUnavailable(
                 f"{model_id} has no tokenizer + image processor pair; its processor files "
-                "(tokenizer_config.json, spiece.model, preprocessor_config.json) are missing."
+                "(tokenizer_config.json, spiece.model or tokenizer.json, "
+                "preprocessor_config.json) are missing."
             )
         validate_checkpoint_config(config, model_id)
         image_spec = _image_spec(processor.image_processor, model_id)
@@ -229,18 +334,32 @@ class SiglipEncoder:
         return cls(model, processor, model_id, device, prompt_template, precision)
 
     def prompt(self, text: str) -> str:
-        return make_prompt(text, self.prompt_template)
+        return make_prompt(text, self.prompt_template, self.text_encoding.lower)
 
     def tokenize(self, prompts: Sequence[str]) -> Any:
-        """input_ids only, padded to max_length: SigLIP was trained with pad = EOS, no mask."""
-        batch = self._tokenizer(
-            [p.lower() for p in prompts],
-            padding="max_length",
-            max_length=self.max_text_length,
-            truncation=True,
-            return_tensors="pt",
-        )
-        return batch["input_ids"]
+        """input_ids only, shape (n, max_length), laid out as the checkpoint was trained (see
+        TextEncoding): SigLIP padded with EOS by its tokenizer; SigLIP 2 no BOS, the text's
+        pieces up to max_length - 1, EOS, then <pad> on the right."""
+        encoding = self.text_encoding
+        texts = [encoding.lower(p) for p in prompts]
+        if encoding.family != GEMMA_TEXT:
+            batch = self._tokenizer(
+                texts,
+                padding="max_length",
+                max_length=self.max_text_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            return batch["input_ids"]
+        import torch
+
+        length = self.max_text_length
+        pieces = self._tokenizer(
+            texts, add_special_tokens=False, truncation=True, max_length=length - 1
+        )["input_ids"]
+        eos, pad = encoding.eos_id, encoding.pad_id
+        rows = [[*row, eos] + [pad] * (length - 1 - len(row)) for row in pieces]
+        return torch.tensor(rows, dtype=torch.long)
 
     def encode_prompts(self, prompts: Sequence[str]) -> FloatArray:
         """L2-normalized text embeddings of exact prompt strings, shape (n, dim)."""
@@ -309,15 +428,27 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _pil_image_processor_option() -> dict[str, Any]:
-    """The plain PIL + numpy image processor (the torchvision one needs an extra install).
+def _load_processor(model_id: str) -> Any:
+    """The checkpoint's tokenizer and its plain PIL + numpy image processor (the torchvision
+    one needs an extra install).
 
-    transformers 5 names it backend="pil" and deprecates use_fast; 4.x knows only use_fast.
+    transformers 5 names that processor backend="pil". 4.x knows only use_fast, which
+    AutoProcessor hands to the tokenizer as well: SigLIP's has no fast class, but SigLIP 2's
+    Gemma tokenizer is fast-only (tokenizer.json), so there the two are loaded apart.
     """
     import transformers
 
     major = int(transformers.__version__.split(".", 1)[0])
-    return {"backend": "pil"} if major >= 5 else {"use_fast": False}
+    if major >= 5:
+        return transformers.AutoProcessor.from_pretrained(
+            model_id, trust_remote_code=False, backend="pil"
+        )
+    return SimpleNamespace(
+        tokenizer=transformers.AutoTokenizer.from_pretrained(model_id, trust_remote_code=False),
+        image_processor=transformers.AutoImageProcessor.from_pretrained(
+            model_id, trust_remote_code=False, use_fast=False
+        ),
+    )
 
 
 def _tower_features(output: Any) -> Any:
@@ -370,6 +501,22 @@ def _bounded_int(model_id: str, where: str, field: str, value: Any, bounds: tupl
     if not (math.isfinite(value) and value == int(value) and low <= value <= high):
         _bad_number(model_id, where, field, value, f"a whole number from {low} to {high}")
     return int(value)
+
+
+NAFLEX_MODEL_TYPE = "siglip2"
+FIXED_RESOLUTION_SIGLIP2 = "google/siglip2-base-patch16-224"
+
+
+def refuse_unsupported_architecture(config: Any, model_id: str) -> None:
+    """SigLIP 2 NaFlex checkpoints (model_type "siglip2", Siglip2Model) take patch sequences
+    of the photo's own aspect ratio with a pixel mask, not the fixed H x W arrays the decode
+    threads make: refused, in one line naming the checkpoints that work."""
+    if getattr(config, "model_type", None) == NAFLEX_MODEL_TYPE:
+        raise ModelUnavailable(
+            f"{model_id} is a SigLIP 2 NaFlex checkpoint (Siglip2Model), which is not "
+            f"supported; choose a fixed-resolution one such as {FIXED_RESOLUTION_SIGLIP2} "
+            "(any google/siglip2-*-patchNN-SIZE or google/siglip-* checkpoint works)."
+        )
 
 
 def validate_checkpoint_config(config: Any, model_id: str) -> None:
@@ -501,8 +648,8 @@ def _load_failure_message(model_id: str, exc: Exception) -> str:
     if os.path.isdir(model_id):
         fix = (
             "The folder must hold config.json, model.safetensors, preprocessor_config.json "
-            "and the tokenizer files (spiece.model); re-download or re-save it with "
-            "save_pretrained."
+            "and the tokenizer files (spiece.model, or tokenizer.json for SigLIP 2); "
+            "re-download or re-save it with save_pretrained."
         )
     else:
         fix = (

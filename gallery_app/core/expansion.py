@@ -200,6 +200,7 @@ class Dictionary:
     """Synonym sets and compounds indexed by every member, so "pooch" finds the "dog" set too."""
 
     entries: dict[str, Entry] = field(default_factory=dict)
+    user_heads: frozenset[str] = frozenset()  # the heads the user's file wrote (see merged)
 
     def __post_init__(self) -> None:
         self._by_member: dict[str, Entry] = {}
@@ -234,7 +235,12 @@ class Dictionary:
         for head in removed:
             entries.pop(head, None)
         entries.update(overrides)
-        return Dictionary(entries)
+        return Dictionary(entries, self.user_heads | frozenset(overrides))
+
+    def user_part(self) -> Dictionary:
+        """Only the entries the user's file wrote: they apply to queries in any language."""
+        heads = self.user_heads & self.entries.keys()
+        return Dictionary({head: self.entries[head] for head in heads}, frozenset(heads))
 
 
 def parse_dictionary(data: Any, origin: str) -> tuple[dict[str, Entry], list[str]]:
@@ -352,6 +358,10 @@ class Expander:
             raise ValueError("max_variants must be at least 1")
         self.dictionary = dictionary if dictionary is not None else builtin_dictionary()
         self.max_variants = max_variants
+
+    def user_only(self) -> Expander:
+        """An expander with the user's own entries only (see Dictionary.user_part)."""
+        return Expander(self.dictionary.user_part(), self.max_variants)
 
     def expand(
         self, query: str, broader: bool = False, max_variants: int | None = None

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from gallery_app.core.catalog import Catalog
+    from gallery_app.core.store import CatalogStore
     from gallery_app.core.vectors import VectorSnapshot
 
 # --- Reading what the file carries (never written) -----------------------------------------
@@ -406,7 +407,7 @@ class MetadataMatcher:
     photo (so a tagged photo far down the visual ranking is still found); what it reads from
     the catalog is kept until the catalog's metadata or vectors change. Thread-safe."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogStore) -> None:
         self.catalog = catalog
         self._lock = threading.Lock()
         self._said_at: int | None = None  # metadata_generation of _said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -31,6 +32,9 @@ class GridItem:
     score: float | None = None  # calibrated score; None when the grid just lists a folder
     raw: float | None = None  # raw cosine of the winning variant
     variant: str | None = None  # the query variant that won
+    taken: dt.datetime | None = None  # date taken (EXIF, else file time: core.filters)
+    taken_source: str = ""  # "exif" or "file"
+    dated: bool = False  # sorted by date: the tile says its date
 
 
 class GridModel(QAbstractListModel):
@@ -227,7 +231,10 @@ class GridModel(QAbstractListModel):
         item = self._items[row]
         if role == Qt.ItemDataRole.DisplayRole:
             name = os.path.basename(item.path)
-            return name if item.score is None else f"{name}\n{wording.score_label(item.score)}"
+            line = wording.score_label(item.score) if item.score is not None else ""
+            if item.dated and item.taken is not None:
+                line = " · ".join(p for p in (f"{item.taken:%d %b %Y}", line) if p)
+            return f"{name}\n{line}" if line else name
         if role == Qt.ItemDataRole.DecorationRole:
             if self._provider is None:
                 return None
@@ -242,6 +249,9 @@ class GridModel(QAbstractListModel):
                 )
             if item.variant:
                 lines.append(f"best matching words: {item.variant}")
+            if item.taken is not None:
+                source = "EXIF" if item.taken_source == "exif" else "file time"
+                lines.append(f"taken {item.taken:%Y-%m-%d %H:%M} ({source})")
             return "\n".join(lines)
         if role == self.PathRole:
             return item.path

@@ -18,6 +18,7 @@ from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
 from gallery_app.ui.feedback_controller import wire_feedback
+from gallery_app.ui.filter_row import install_filters
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
@@ -25,9 +26,9 @@ from gallery_app.ui.menus import build_menus
 from gallery_app.ui.metadata_editor import wire_metadata
 from gallery_app.ui.model_controller import MISSING, ModelController
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
-from gallery_app.ui.search_controller import ResultSummary, SearchController, grid_items
+from gallery_app.ui.search_controller import ResultSummary, SearchController
 from gallery_app.ui.settings import CalibrationState, Settings, UiState
-from gallery_app.ui.status_area import StatusArea
+from gallery_app.ui.status_area import StatusArea, follow_work
 from gallery_app.ui.tasks import TaskRunner
 from gallery_app.ui.thumbnails import ThumbnailProvider
 
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         self.results_panel = ResultsPanel(self.grid_model)
         self.calibration_bar = CalibrationBar(self.calibration_state, self.settings)
         self.results_panel.controls.addWidget(self.calibration_bar)
+        self.filters = install_filters(self)
         self.results_panel.expand_box.setChecked(self.settings.expand)
         self.splitter = QSplitter()
         self.splitter.addWidget(self.library_panel)
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
         panel, search, library, model = (self.results_panel, self.search, self.library, self.model)
         status = self.status_area
         panel.search_requested.connect(search.search)
+        panel.similar_requested.connect(search.find_similar)
         panel.clear_requested.connect(search.clear)
         panel.show_all_toggled.connect(search.set_show_all)
         panel.expand_box.toggled.connect(self.settings.set_expand)
@@ -149,19 +152,14 @@ class MainWindow(QMainWindow):
         library.listed.connect(self._on_listed)
         library.changed.connect(search.search_again)
         library.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
-        library.indexing_started.connect(
-            lambda folder, queued: status.indexing_started(Path(folder).name, queued)
-        )
-        library.indexing_progress.connect(status.indexing_progress)
         library.indexing_progress.connect(self.indexing_progress)
+        follow_work(status, library, model)  # indexing and download progress, Cancel
         library.indexing_finished.connect(self._on_indexing_finished)
-        status.cancel_requested.connect(library.cancel)
         status.failures_clicked.connect(self.log_dock.show)
         model.library_opened.connect(library.set_library)
         model.ready.connect(self._on_model_ready)
         model.unavailable.connect(self._on_model_unavailable)
         model.note.connect(self.report_error)
-        model.download_progress.connect(lambda p: status.download_progress(p, library.indexing))
         model.unavailable.connect(
             lambda *_: self.statusBar().showMessage("Model unavailable", 5000)
         )
@@ -210,7 +208,7 @@ class MainWindow(QMainWindow):
         self.model_missing.emit(message)
 
     def _on_listed(self, listing: Listing) -> None:
-        self.search.set_library_items(grid_items(listing.images))
+        self.search.set_library_images(listing.images)
         self.status_area.set_failures(len(listing.failures))
         if not self.search.query:
             self.results_panel.show_library(self.grid_model.rowCount())
@@ -218,7 +216,7 @@ class MainWindow(QMainWindow):
 
     def _on_results_shown(self, summary: ResultSummary) -> None:
         self.results_panel.show_summary(summary, self.settings.min_score)
-        self.statusBar().showMessage(f"{summary.total} result(s) for “{summary.query}”", 5000)
+        self.statusBar().showMessage(summary.status_line(), summary.status_ms())
         self.results_shown.emit()
 
     def _on_indexing_finished(self, report: IndexReport | None) -> None:

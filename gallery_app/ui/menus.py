@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from gallery_app import __version__
 from gallery_app.ui import wording
+from gallery_app.ui.duplicates_view import open_duplicates
 
 if TYPE_CHECKING:
     from gallery_app.ui.main_window import MainWindow
@@ -22,6 +23,7 @@ SHORTCUTS = (
     ("R / N", "Mark the photo in the viewer relevant / not relevant to the query (again: unmark)"),
     ("Ctrl++ / Ctrl+−", "Larger / smaller thumbnails (or Ctrl+wheel over the grid)"),
     ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy, tag)"),
+    ("Right-click › Find similar", "Photos that look like this one (also in the viewer)"),
     ("Ctrl+Q", "Quit"),
 )
 
@@ -34,6 +36,7 @@ def build_menus(window: MainWindow) -> None:
         "Rescan all folders", lambda: window.library_panel.rescan_requested.emit("")
     )
     file_menu.addAction("Choose model folder…", panel.choose_model_folder)
+    file_menu.addAction("Find duplicates…", lambda: open_duplicates(window))
     file_menu.addSeparator()
     file_menu.addAction("Quit", QKeySequence.StandardKey.Quit, window.close)
     view_menu = window.menuBar().addMenu("&View")
@@ -84,7 +87,10 @@ def about_html(window: MainWindow) -> str:
             "Model",
             f"{info.model_id} ({info.precision})" if info else f"not loaded ({window.model.state})",
         ),
-        ("Library", str(library.folder) if library else "none yet"),
+        (
+            "Library",
+            (library.where if library.shared else str(library.folder)) if library else "none yet",
+        ),
         ("Settings", str(window.settings.path)),
         ("Your expansions", str(default_config_dir() / "expansions.json")),
     ]

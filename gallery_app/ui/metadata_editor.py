@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -32,8 +33,8 @@ from gallery_app.core.catalog import PhotoMetadata
 from gallery_app.ui.tasks import Task, TaskRunner
 
 if TYPE_CHECKING:
-    from gallery_app.core.catalog import Catalog
     from gallery_app.core.library import Library
+    from gallery_app.core.store import CatalogStore
     from gallery_app.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -71,14 +72,14 @@ class EditMetadataTask(Task):
             return self.edit
         from gallery_app.core.metadata import open_for_metadata
 
-        catalog = open_for_metadata(self.library.catalog.path)  # beside the other writer
+        catalog = open_for_metadata(Path(self.library.catalog.path))  # beside the other writer
         try:
             self._store(catalog)
         finally:
             catalog.close()
         return self.edit
 
-    def _store(self, catalog: Catalog) -> None:
+    def _store(self, catalog: CatalogStore) -> None:
         edit = self.edit
         catalog.edit_tags(edit.image_ids, add=edit.add, remove=edit.remove)
         if edit.description is not KEEP:

@@ -3,7 +3,9 @@ A panel: it shows a ResultSummary and the grid model; the SearchController decid
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, Signal
+import html
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gallery_app.core.filters import SORT_DATE
 from gallery_app.core.search import ENSEMBLE, MAX
 from gallery_app.ui import file_actions, wording
 from gallery_app.ui.grid_model import GridModel
@@ -42,6 +45,7 @@ class ResultsPanel(QWidget):
     thumbnail_size_changed = Signal(int)
     aggregate_changed = Signal(str)  # ENSEMBLE or MAX
     tags_requested = Signal(list)  # image ids of the selected photos: edit their tags
+    similar_requested = Signal(int, str)  # find similar: image id, path of the photo
 
     def __init__(self, grid_model: GridModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -137,6 +141,10 @@ class ResultsPanel(QWidget):
         self.grid.viewport().installEventFilter(self)  # Ctrl+wheel sizes thumbnails
         self.viewer = Viewer()
         self.viewer.closed.connect(self.close_viewer)
+        self.similar_button = QPushButton("Find similar")
+        self.similar_button.setToolTip("Show the photos that look most like this one")
+        self.similar_button.clicked.connect(self._find_similar_to_viewed)
+        self.viewer.action_buttons.insertWidget(0, self.similar_button)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_label)
         self.stack.addWidget(self.grid)
@@ -149,6 +157,8 @@ class ResultsPanel(QWidget):
         layout.addLayout(self.controls)
         layout.addWidget(self.banner)
         layout.addWidget(self.header)
+        self.above_grid = QVBoxLayout()  # the window puts the timeline here
+        layout.addLayout(self.above_grid)
         layout.addWidget(self.stack, 1)
 
     def choose_model_folder(self) -> None:
@@ -224,15 +234,22 @@ class ResultsPanel(QWidget):
         return [self.grid_model.item(row).image_id for row in rows]
 
     def _grid_menu(self, position: QPoint) -> None:
-        index = self.grid.indexAt(position)
+        menu = self.grid_menu(self.grid.indexAt(position))
+        if menu is not None:
+            menu.exec(self.grid.viewport().mapToGlobal(position))
+
+    def grid_menu(self, index: QModelIndex) -> QMenu | None:
+        """A thumbnail's right-click menu (None off the thumbnails), built but not shown."""
         if not index.isValid():
-            return
+            return None
         if not self.grid.selectionModel().isSelected(index):
             self.grid.setCurrentIndex(index)  # right-click on an unselected photo selects it
         paths = self.selected_paths()
         many = f" ({len(paths)} photos)" if len(paths) > 1 else ""
         menu = QMenu(self)
         menu.addAction("Open in viewer", lambda: self.open_row(index.row()))
+        clicked = self.grid_model.item(index.row())
+        menu.addAction("Find similar", lambda: self.find_similar(clicked.image_id, clicked.path))
         menu.addAction(
             f"Open with default application{many}",
             lambda: file_actions.open_with_default_app(paths),
@@ -245,7 +262,19 @@ class ResultsPanel(QWidget):
         )
         ids = self.selected_ids()
         menu.addAction(f"Tags and description…{many}", lambda: self.tags_requested.emit(ids))
-        menu.exec(self.grid.viewport().mapToGlobal(position))
+        return menu
+
+    def find_similar(self, image_id: int, path: str) -> None:
+        """Photos like this one: the box is emptied (the results are not of its words)."""
+        self._debounce.stop()
+        self.search_box.clear()
+        self.close_viewer()
+        self.similar_requested.emit(image_id, path)
+
+    def _find_similar_to_viewed(self) -> None:
+        item = self.viewer.current()
+        if item is not None:
+            self.find_similar(item.image_id, item.path)
 
     def zoom_thumbnails(self, steps: int) -> None:
         self.set_thumbnail_size(self.thumbnail_px + steps * THUMBNAIL_STEP)
@@ -253,15 +282,25 @@ class ResultsPanel(QWidget):
     # -- what is shown ------------------------------------------------------------------------
     def show_summary(self, summary: ResultSummary, min_score: float) -> None:
         self.header.show()
-        query = f"“{summary.query}”"
-        if summary.total == 0:
+        query = f"photos {summary.query}" if summary.image_query else f"“{summary.query}”"
+        where = html.escape(summary.choice.photo_filter.describe())
+        dated = summary.choice.sort == SORT_DATE
+        if summary.total == 0 and where:
+            text = f"No photo {where} for {query}: widen the filters above."
+        elif summary.total == 0:
             text = (
                 f"No photo scores {wording.percent(min_score)} or more for {query}: "
                 "lower <i>Hide below</i> to see the closest ones."
                 if min_score > 0
                 else f"No photos to search for {query} yet."
             )
-        elif summary.no_match:
+        elif dated and summary.shown == 0:
+            text = (
+                f"<b>No match</b> for {query} to sort by date (only scores of "
+                f"{wording.percent(min_score or wording.POSSIBLE)} or more are kept): choose "
+                "<i>Best match first</i> to see the closest photos."
+            )
+        elif summary.no_match and not dated:
             text = f"<b>No confident match</b> for {query} — closest photos:"
         else:
             parts = []
@@ -272,8 +311,23 @@ class ResultsPanel(QWidget):
             if summary.possible:
                 parts.append(f"{summary.possible} possible")
             text = f"{' and '.join(parts)} for {query}"
+            if dated:
+                order = "newest first" if summary.choice.newest_first else "oldest first"
+                gate = wording.percent(min_score or wording.POSSIBLE)
+                kept = (
+                    f"{summary.shown} photo(s)"
+                    if summary.shown == summary.total and not min_score
+                    else f"{summary.shown} photo(s) scoring {gate} or more"
+                )
+                text = f"{kept} for {query}, {order}" + (
+                    f" ({' and '.join(parts)})" if parts else ""
+                )
+        if where and summary.total:
+            text += f" · {where}"
         if not summary.complete:
             text += " <i>(adding synonyms…)</i>"
+        if summary.image_query:
+            text += " <i>· image-to-image scale (Sharpness applies to words only)</i>"
         self.header_label.setText(text)
         self.header_label.setToolTip(wording.SCORE_MEANING)
         hidden = summary.hidden

@@ -4,6 +4,7 @@ failures badge that stays until the files are fixed. A panel: it shows, it does 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
@@ -14,6 +15,8 @@ from gallery_app.core.download import describe as describe_download
 
 if TYPE_CHECKING:
     from gallery_app.core.indexer import IndexReport
+    from gallery_app.ui.library_controller import LibraryController
+    from gallery_app.ui.model_controller import ModelController
 
 
 class StatusArea(QWidget):
@@ -110,3 +113,14 @@ class StatusArea(QWidget):
     def _show_progress(self, on: bool) -> None:
         for widget in (self.progress_label, self.progress_bar, self.cancel_button):
             widget.setVisible(on)
+
+
+def follow_work(status: StatusArea, library: LibraryController, model: ModelController) -> None:
+    """Wire the status area to the long tasks it reports: indexing (with Cancel) and the
+    model's first download."""
+    library.indexing_started.connect(
+        lambda folder, queued: status.indexing_started(Path(folder).name, queued)
+    )
+    library.indexing_progress.connect(status.indexing_progress)
+    status.cancel_requested.connect(library.cancel)
+    model.download_progress.connect(lambda p: status.download_progress(p, library.indexing))

@@ -154,6 +154,23 @@ def test_model_id_resolution(monkeypatch, tmp_path):
     assert resolve_model_id(str(tmp_path)) == str(tmp_path.resolve())
 
 
+def test_a_library_of_the_previous_default_keeps_it_as_the_default(tmp_path: Path) -> None:
+    from gallery_app.core.embeddings import PREVIOUS_DEFAULT_MODEL
+    from gallery_app.core.library import library_folder
+
+    assert DEFAULT_MODEL == "google/siglip2-base-patch16-224"
+    assert resolve_model_id(None, tmp_path) == DEFAULT_MODEL  # a new user
+    old = library_folder(tmp_path, PREVIOUS_DEFAULT_MODEL)
+    old.mkdir(parents=True)
+    (old / "catalog.sqlite").write_bytes(b"")
+    assert resolve_model_id(None, tmp_path) == PREVIOUS_DEFAULT_MODEL
+    assert resolve_model_id("someone/siglip-x", tmp_path) == "someone/siglip-x"
+    new = library_folder(tmp_path, DEFAULT_MODEL)
+    new.mkdir(parents=True)
+    (new / "catalog.sqlite").write_bytes(b"")
+    assert resolve_model_id(None, tmp_path) == DEFAULT_MODEL  # once both exist, the new one
+
+
 @pytest.mark.parametrize("problem", ["missing", "empty", "corrupt-weights", "no-tokenizer"])
 def test_unloadable_model_raises_typed_error(problem, tiny_model_dir, tmp_path):
     folder = tmp_path / "model"
