@@ -74,8 +74,9 @@ def test_index_then_search_end_to_end(tiny_model_dir: Path, make_images, tmp_pat
     for result in out["results"]:
         assert set(result) == {
             *("path", "score", "raw", "variant", "prompt", "weight"),
-            *("taken", "taken_source"),
+            *("taken", "taken_source", "visual", "boost", "boost_reason"),
         }
+        assert result["boost"] == 0 and result["visual"] == result["score"]  # nothing tagged
         assert os.path.isabs(result["path"]) and Path(result["path"]).exists()
         assert 0.0 <= result["score"] <= 1.0 and -1.0 <= result["raw"] <= 1.0
     scores = [r["score"] for r in out["results"]]

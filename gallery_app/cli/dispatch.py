@@ -22,6 +22,7 @@ from gallery_app.cli import (
     library,
     marks,
     search,
+    tag,
     tune,
 )
 from gallery_app.cli.common import (
@@ -35,7 +36,18 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, duplicates, debug_scores, tune, marks, evaluate, cache, library)
+COMMAND_GROUPS = (
+    index,
+    search,
+    tag,
+    duplicates,
+    debug_scores,
+    tune,
+    marks,
+    evaluate,
+    cache,
+    library,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

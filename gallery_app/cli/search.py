@@ -143,7 +143,11 @@ def run_search(args: argparse.Namespace) -> int:
                     "results": [
                         {
                             "path": r.path,
+                            # The hybrid score (core/metadata.py): visual + (1 - visual) x boost.
                             "score": r.score,
+                            "visual": r.score if r.visual is None else r.visual,
+                            "boost": r.boost,
+                            "boost_reason": r.boost_reason,
                             "raw": r.raw,
                             "variant": r.variant,
                             "prompt": r.prompt,
@@ -184,9 +188,12 @@ def run_search(args: argparse.Namespace) -> int:
     )
     for rank, r in enumerate(results, 1):
         when = taken[rank] if taken else ""
+        boosted = f"  (visual {r.visual:.4f}, boost {r.boost:.2f}: {r.boost_reason})"
+        why = boosted if r.visual is not None and r.boost > 0 else ""
         print(
             printable(
                 f"{rank:>3}  {r.score:6.4f}  {r.raw:7.4f}  {r.variant:<{width}}  {when}{r.path}"
+                f"{why}"
             )
         )
     if where.active:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
+import logging
 import os
 import stat
 import tempfile
@@ -14,13 +16,16 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gallery_app.core.fileio import not_a_photo_file
+from gallery_app.core.metadata import EmbeddedMetadata, read_embedded
+
+log = logging.getLogger(__name__)
 
 # A photo with a damaged EXIF block is still a photo: Pillow warns and reads what it can, and
 # we index it without a date. The warning names no file and nobody can act on it, so it is
@@ -29,14 +34,29 @@ warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarn
 # Pillow warns past 89 megapixels; the decode budget below is what decides (and says why).
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+# HEIC/HEIF photos (iPhones) need the optional pillow-heif (`pip install 'gallery-app[heif]'`);
+# AVIF is decoded by Pillow itself where it was built with libavif.
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+# Camera RAW files need the optional rawpy (`pip install 'gallery-app[raw]'`): its embedded
+# JPEG preview is used when there is one, else the raw data is developed at half size.
+RAW_EXTENSIONS = frozenset(
+    {".cr2", ".cr3", ".nef", ".nrw", ".arw", ".dng", ".raf", ".orf", ".rw2", ".pef", ".srw"}
 )
-# The only Pillow decoders a file is ever handed to, whatever its name or content. Pillow
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif"}
+    | HEIF_EXTENSIONS
+    | RAW_EXTENSIONS
+)
+# The only Pillow decoders a file is ever handed to, whatever its name or content (HEIF is
+# added when pillow-heif is installed, AVIF when Pillow has it: see decoder_formats). Pillow
 # otherwise opens by content, and some of its plugins run external programs (EPS/PS/PDF go to
 # Ghostscript, which loops forever on `{ } loop`): untrusted files never reach those. JPEG
 # includes MPO (multi-picture camera files), which Pillow's JPEG opener recognises itself.
 DECODER_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+HEIF_MISSING = "HEIC needs the heif extra: pip install 'gallery-app[heif]'"
+RAW_MISSING = "RAW photos need the raw extra: pip install 'gallery-app[raw]'"
+ORIGINAL_SIZE = "gallery_app.original_size"  # in img.info: the size of what a preview stands for
+RAW_MAX_BYTES = 512 << 20  # the biggest RAW file read into memory (medium format is ~200 MB)
 # The most memory decoding may hold at once in one process, over all threads (the indexer's
 # pool, the grid's thumbnails): each decode reserves its estimate (`decode_cost_bytes`) before
 # Pillow allocates anything and waits while others hold the rest. A file whose estimate alone
@@ -75,6 +95,7 @@ class DecodedImage:
     model_input: npt.NDArray[np.float32] | None
     thumbnail: Image.Image
     fingerprint: str | None = None  # content_fingerprint of the bytes decoded
+    embedded: EmbeddedMetadata | None = None  # the file's IPTC/XMP keywords, title, caption
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -148,14 +169,19 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
 
 
 @contextlib.contextmanager
-def open_image(path: str | os.PathLike[str]) -> Iterator[tuple[ImageFile.ImageFile, BinaryIO]]:
-    """Open a regular file with the allowed decoders only (DECODER_FORMATS); pixels are not
-    read yet. Raises DecodeError naming what the file is when it is not one of them."""
+def open_image(path: str | os.PathLike[str]) -> Iterator[tuple[Image.Image, BinaryIO]]:
+    """Open a regular file with the allowed decoders only (decoder_formats; a RAW file by its
+    name, through rawpy); pixels are not read yet. Raises DecodeError naming what the file
+    is when it is not one of them, or which extra it needs."""
     with open_regular_file(path) as (handle, info):
         if info.st_size == 0:
             raise DecodeError("empty file (0 bytes): perhaps a copy that never finished")
+        img: Image.Image
         try:
-            img = Image.open(handle, formats=DECODER_FORMATS)
+            if os.path.splitext(os.fsdecode(path))[1].lower() in RAW_EXTENSIONS:
+                img = _open_raw(handle, info.st_size)
+            else:
+                img = Image.open(handle, formats=decoder_formats())
         except UnidentifiedImageError as exc:
             raise DecodeError(_unrecognized_reason(path, handle)) from exc
         except Image.DecompressionBombError as exc:
@@ -164,6 +190,89 @@ def open_image(path: str | os.PathLike[str]) -> Iterator[tuple[ImageFile.ImageFi
             raise DecodeError(f"corrupt or unreadable image data ({_short(exc)})") from exc
         with img:
             yield img, handle
+
+
+@functools.cache
+def decoder_formats() -> tuple[str, ...]:
+    """DECODER_FORMATS, plus HEIF when pillow-heif is installed (registered as Pillow's
+    opener here, the first time a file is opened) and AVIF when Pillow was built with it."""
+    formats: tuple[str, ...] = DECODER_FORMATS
+    if _avif_built_in():
+        formats += ("AVIF",)
+    try:
+        import pillow_heif
+    except ImportError:
+        return formats
+    try:
+        pillow_heif.register_heif_opener()
+    except Exception as exc:  # a broken install is reported as missing, never a crash
+        log.warning("pillow-heif is installed but could not be registered: %s", _short(exc))
+        return formats
+    return (*formats, "HEIF")
+
+
+def _avif_built_in() -> bool:
+    try:
+        from PIL import features
+
+        return bool(features.check("avif"))
+    except Exception:
+        return False
+
+
+def _open_raw(handle: BinaryIO, size: int) -> Image.Image:
+    """A camera RAW file as a Pillow image: its embedded JPEG preview when it has one (what
+    the camera itself shows), else the raw data developed at half size (camera white
+    balance, 8 bits). The preview is given the RAW's orientation when it has none."""
+    try:
+        import rawpy
+    except ImportError:
+        raise DecodeError(RAW_MISSING) from None
+    if size > RAW_MAX_BYTES:
+        raise DecodeError(f"RAW file too large to read ({_mib(size)}, over {_mib(RAW_MAX_BYTES)})")
+    handle.seek(0)
+    data = handle.read()
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            flip = int(raw.sizes.flip)
+            # The photo's own size, not the preview's or the half-size development's.
+            size_before_flip = (int(raw.sizes.width), int(raw.sizes.height))
+            img = _raw_preview(raw, rawpy)
+            if img is None:
+                cost = int(raw.sizes.raw_width) * int(raw.sizes.raw_height) * 8
+                if cost > DECODE_BUDGET.total_bytes:
+                    raise DecodeError(
+                        f"RAW too large to develop ({_mib(cost)} of memory, over the "
+                        f"{_mib(DECODE_BUDGET.total_bytes)} decode budget)"
+                    )
+                with DECODE_BUDGET.reserve(cost):
+                    rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+                developed = Image.fromarray(rgb, "RGB")  # libraw has applied the flip
+                width, height = size_before_flip
+                developed.info[ORIGINAL_SIZE] = (
+                    (height, width) if flip in (5, 6) else (width, height)
+                )
+                return developed
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"not a RAW photo rawpy can read ({_short(exc)})") from exc
+    # libraw's flip: 3 = 180°, 5 = 90° counter-clockwise, 6 = 90° clockwise (EXIF 3, 8, 6).
+    orientation = {3: 3, 5: 8, 6: 6}.get(flip)
+    if orientation is not None and _orientation(img) == 1:
+        img.getexif()[_ORIENTATION] = orientation
+    img.info[ORIGINAL_SIZE] = size_before_flip  # decode turns it with the orientation
+    return img
+
+
+def _raw_preview(raw: Any, rawpy: Any) -> Image.Image | None:
+    try:
+        thumb = raw.extract_thumb()
+    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+        return None
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        return Image.open(io.BytesIO(bytes(thumb.data)), formats=("JPEG",))
+    if thumb.format == rawpy.ThumbFormat.BITMAP:
+        return Image.fromarray(np.ascontiguousarray(thumb.data), "RGB")
+    return None
 
 
 # Files people find named like photos, by their first bytes: the reason then says what it is.
@@ -199,6 +308,8 @@ def _unrecognized_reason(path: str | os.PathLike[str], handle: BinaryIO) -> str:
         kind = "SVG drawing"
     if kind is None:
         return "not a recognized image format"
+    if kind in ("HEIC photo", "HEIF photo") and "HEIF" not in decoder_formats():
+        return HEIF_MISSING
     if kind in ("HEIC photo", "HEIF photo", "AVIF image", "JPEG 2000 image"):
         return f"{kind} named {ext}: this format is not supported; convert it to JPEG"
     return f"{kind} named {ext}: not a photo"
@@ -218,8 +329,8 @@ def decode_cost_bytes(img: Image.Image, transposed: bool = False) -> int:
         per_pixel += 8  # RGBA copy, then the white background it is pasted onto
     elif mode != "RGB":
         per_pixel += 4  # the RGB conversion (or, for RGBA, the white background)
-    if img.format in ("WEBP", "TIFF"):
-        per_pixel += 4  # libwebp and libtiff decode into a buffer of their own, then copy
+    if img.format in ("WEBP", "TIFF", "HEIF", "AVIF"):
+        per_pixel += 4  # these libraries decode into a buffer of their own, then copy
     return width * height * per_pixel
 
 
@@ -270,7 +381,7 @@ def decode(
     budget = budget or DECODE_BUDGET
     try:
         with open_image(path) as (img, handle):
-            width, height = img.size
+            width, height = img.info.get(ORIGINAL_SIZE, img.size)
             # JPEG draft decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
             wanted = max(model_px, thumbnail_px)
             img.draft("RGB", (wanted, wanted))
@@ -286,6 +397,7 @@ def decode(
             fingerprint = content_fingerprint(handle, os.fstat(handle.fileno()).st_size)
             with budget.reserve(min(decode_cost_bytes(img, transposed=True), budget.total_bytes)):
                 img.load()
+                embedded = read_embedded(img)  # after load: a PNG's XMP may follow its pixels
                 taken_at = _exif_date(img)
                 orientation = _orientation(img)
                 if orientation in (5, 6, 7, 8):
@@ -312,6 +424,7 @@ def decode(
         model_input=pixels,
         thumbnail=thumbnail,
         fingerprint=fingerprint,
+        embedded=embedded,
     )
 
 

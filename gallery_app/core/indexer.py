@@ -434,10 +434,15 @@ class Indexer:
 
 
 def _indexed_record(job: _Job, outcome: DecodedImage) -> ImageRecord:
+    embedded = outcome.embedded
     return ImageRecord(
         job.path, job.folder_id, job.stat.mtime_ns, job.stat.size,
         outcome.width, outcome.height, outcome.taken_at,
         ctime_ns=job.stat.ctime_ns, inode=job.stat.inode, fingerprint=outcome.fingerprint,
+        # Read from the file each time it is encoded (replacing what was read before).
+        file_keywords=embedded.keywords if embedded is not None else None,
+        title=embedded.title if embedded is not None else None,
+        caption=embedded.caption if embedded is not None else None,
     )  # fmt: skip
 
 

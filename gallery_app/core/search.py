@@ -18,6 +18,7 @@ from gallery_app.core.filters import PhotoFilter, filtered_snapshot
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.language import LanguageDecision, decide, variants_as_typed
 from gallery_app.core.library import Library
+from gallery_app.core.metadata import MetadataMatcher, PhotoBoosts, RowBoosts, hybrid_score
 from gallery_app.core.query import AND, NOT, ParsedQuery, QueryPart, parse_query
 from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
 
@@ -137,6 +138,11 @@ class SearchResult:
     prompt: str | None  # None for the ensemble, which has no single prompt
     weight: float
     position: int = -1  # row in SearchHits (for SearchHits.variant_cosines)
+    # The hybrid score (core/metadata.py): score = visual + (1 - visual) x boost, with visual
+    # the calibrated visual score; None when no metadata was looked at (score is visual).
+    visual: float | None = None
+    boost: float = 0.0
+    boost_reason: str = ""  # which tag or word matched, from which source
     parts: tuple[PartScore, ...] = ()  # a query of parts: each part's own cosine and score
 
 
@@ -184,6 +190,7 @@ class SearchHits:
     # a one-line hint when the checkpoint reads English only.
     language_note: str = ""
     language_hint: str = ""
+    boost: RowBoosts | None = None  # each row's metadata boost (Searcher._metadata_boosts)
 
     def calibration_for(self, text_calibration: Calibration) -> Calibration:
         """The calibration these hits are ranked with when the window's (or the command's)
@@ -242,6 +249,9 @@ class SearchHits:
         if len(self.image_ids) == 0 or not self.variants:
             return []
         score, raw, best = self.column_scores(calibration)
+        visual = score
+        if self.boost is not None:
+            score = hybrid_score(visual, self.boost.values)
         results = []
         for i in ranked_rows(score, raw, self.image_ids, top_k, min_score).tolist():
             variant = self.variants[best[i]]
@@ -255,6 +265,9 @@ class SearchHits:
                     prompt=variant.prompt,
                     weight=variant.weight,
                     position=i,
+                    visual=None if self.boost is None else float(visual[i]),
+                    boost=0.0 if self.boost is None else float(self.boost.values[i]),
+                    boost_reason="" if self.boost is None else self.boost.reasons[i],
                 )
             )
         return results
@@ -515,6 +528,7 @@ class Searcher:
         self.library = library
         self.encoder = encoder
         self.expander = expander or Expander()
+        self.metadata = MetadataMatcher(library.catalog)
         self._memory: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -769,7 +783,11 @@ class Searcher:
             )
         text = self.text_vectors([_prompt(v) for v in variants])
         columns, members, column_text = scored_columns(variants, text, aggregate)
+        boosts = self._metadata_boosts(query, variants, snapshot)
         positions, raw, complete = self._scan(snapshot, column_text, top_k)
+        if not complete and len(boosts):  # every boosted photo, whatever its visual rank
+            positions = _with_boosted(positions, snapshot, boosts)
+            raw = snapshot.cosines(column_text, positions)
         hits = SearchHits(
             query,
             columns,
@@ -782,6 +800,7 @@ class Searcher:
             if aggregate == ENSEMBLE
             else None,
             complete,
+            boost=boosts.rows(snapshot.ids[positions]),
         )
         return self._with_language(hits)
 
@@ -806,6 +825,14 @@ class Searcher:
             return positions, scan[positions], False
         positions = self._graph_candidates(snapshot, column_text, int(top_k or 0))
         return positions, snapshot.cosines(column_text, positions), False
+
+    def _metadata_boosts(
+        self, query: str, variants: Sequence[PromptVariant], snapshot: VectorSnapshot
+    ) -> PhotoBoosts:
+        """The photos whose tags, description, file keywords/title/caption or name words hold
+        the query or one of its synonyms (broader terms never boost), over every photo."""
+        phrases = [v.text for v in variants if v.kind != BROADER]
+        return self.metadata.boosts(query, phrases, snapshot)
 
     def _graph_candidates(
         self, snapshot: VectorSnapshot, column_text: npt.NDArray[np.float32], top_k: int
@@ -870,6 +897,17 @@ def _prompt(variant: PromptVariant) -> str:
     if variant.prompt is None:
         raise ValueError(f"{variant.text!r} has no prompt to encode")
     return variant.prompt
+
+
+def _with_boosted(
+    positions: npt.NDArray[np.intp], snapshot: VectorSnapshot, boosts: PhotoBoosts
+) -> npt.NDArray[np.intp]:
+    """Candidates plus every boosted photo: a photo without a boost scores its visual score,
+    so the visual top k still holds every unboosted photo of the hybrid top k, and the
+    boosted ones are all here whatever their visual rank. That keeps the hybrid top k exact."""
+    if not len(boosts):
+        return positions
+    return np.union1d(positions, snapshot.positions_of(boosts.image_ids)).astype(np.intp)
 
 
 def _top_rows(scan: npt.NDArray[np.float32], top_k: int) -> npt.NDArray[np.intp]:

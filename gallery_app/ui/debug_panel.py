@@ -210,6 +210,8 @@ class ResultsTableModel(QAbstractTableModel):
                 return result.path
             if column == self.VARIANT:
                 return f"prompt: {result.prompt}\nweight: {result.weight:g}"
+            if column == self.SCORE:
+                return boost_text(result)
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (self.RAW, self.SCORE):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -281,6 +283,39 @@ class ResultsTableModel(QAbstractTableModel):
         return scaled
 
 
+BOOST_LINES = 8  # boosted photos listed in the section; the Score column's tooltip has each
+
+
+def boost_text(result: SearchResult) -> str:
+    """A result's hybrid score spelled out: visual, boost, score, and why."""
+    if result.visual is None or result.boost <= 0:
+        return "No metadata matched: the score is the visual score."
+    return (
+        f"visual {result.visual:.4f} + (1 − visual) × boost {result.boost:.2f} = "
+        f"{result.score:.4f}\n{result.boost_reason}"
+    )
+
+
+def boost_section(results: Sequence[SearchResult]) -> str:
+    """The metadata boosts of a search: how many photos matched, the first few and why."""
+    boosted = [r for r in results if r.visual is not None and r.boost > 0]
+    if not boosted:
+        return ""
+    lines = [
+        f"Metadata boost (score = visual + (1 − visual) × boost) on {len(boosted)} of "
+        f"{len(results)} results:"
+    ]
+    for r in boosted[:BOOST_LINES]:
+        assert r.visual is not None
+        lines.append(
+            f"{os.path.basename(r.path)}: visual {r.visual:.4f}, boost {r.boost:.2f} → "
+            f"{r.score:.4f} ({r.boost_reason})"
+        )
+    if len(boosted) > BOOST_LINES:
+        lines.append(f"… and {len(boosted) - BOOST_LINES} more (hover a score for its own)")
+    return "\n".join(lines)
+
+
 MARK_SYMBOLS = {True: "✓", False: "✗"}
 
 
@@ -326,6 +361,10 @@ class DebugPanel(QWidget):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._warnings_label.setVisible(False)
         self._language_label.setVisible(False)
+        self._boost_label = QLabel(self)  # the hybrid score's section: which photos, and why
+        self._boost_label.setTextFormat(Qt.TextFormat.PlainText)
+        self._boost_label.setWordWrap(True)
+        self._boost_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self._variants = QTableWidget(0, 3, self)
         self._variants.setHorizontalHeaderLabels(["Variant", "Weight", "Source"])
@@ -367,6 +406,7 @@ class DebugPanel(QWidget):
         layout.addWidget(self._summary_label)
         layout.addWidget(self._warnings_label)
         layout.addWidget(self._language_label)
+        layout.addWidget(self._boost_label)
         layout.addWidget(splitter, 1)
         self.clear()
 
@@ -402,6 +442,7 @@ class DebugPanel(QWidget):
             [diagnosis.message for diagnosis in diagnose(raw, calibration)] if text_scale else []
         )
         self._set_language(hits.language_note, hits.language_hint)
+        self._boost_label.setText(boost_section(results))
 
     def add_section(self, widget: QWidget) -> None:
         """A panel of its own under the results table (resizable by the splitter)."""
@@ -421,6 +462,7 @@ class DebugPanel(QWidget):
         return self._view
 
     def clear(self) -> None:
+        self._boost_label.setText("")
         self._set_variants(())
         self._model.set_results([])
         self._calibration_label.setText("No search yet.")
@@ -473,6 +515,9 @@ class DebugPanel(QWidget):
     def language_text(self) -> str:
         """What the panel says about the query's language ("" for an English query)."""
         return self._language_label.text()
+
+    def boost_text(self) -> str:
+        return self._boost_label.text()
 
     # -- internals --------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
 from gallery_app.ui.menus import build_menus
+from gallery_app.ui.metadata_editor import wire_metadata
 from gallery_app.ui.model_controller import MISSING, ModelController
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
 from gallery_app.ui.search_controller import ResultSummary, SearchController
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self._build()
         self._wire()
         self.feedback = wire_feedback(self)  # marks, Fit calibration, Apply
+        self.metadata = wire_metadata(self)  # tags and descriptions
         if self.settings.load_error:
             self.report_error(self.settings.load_error)
 

@@ -22,7 +22,7 @@ SHORTCUTS = (
     ("+ / − / F / 1", "Zoom in / out / fit / 100% in the viewer (or Ctrl+wheel)"),
     ("R / N", "Mark the photo in the viewer relevant / not relevant to the query (again: unmark)"),
     ("Ctrl++ / Ctrl+−", "Larger / smaller thumbnails (or Ctrl+wheel over the grid)"),
-    ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy paths)"),
+    ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy, tag)"),
     ("Right-click › Find similar", "Photos that look like this one (also in the viewer)"),
     ("Ctrl+Q", "Quit"),
 )

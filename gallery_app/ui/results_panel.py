@@ -44,6 +44,7 @@ class ResultsPanel(QWidget):
     retry_requested = Signal()
     thumbnail_size_changed = Signal(int)
     aggregate_changed = Signal(str)  # ENSEMBLE or MAX
+    tags_requested = Signal(list)  # image ids of the selected photos: edit their tags
     similar_requested = Signal(int, str)  # find similar: image id, path of the photo
 
     def __init__(self, grid_model: GridModel, parent: QWidget | None = None) -> None:
@@ -228,6 +229,10 @@ class ResultsPanel(QWidget):
         rows = sorted(index.row() for index in self.grid.selectionModel().selectedIndexes())
         return [self.grid_model.item(row).path for row in rows]
 
+    def selected_ids(self) -> list[int]:
+        rows = sorted(index.row() for index in self.grid.selectionModel().selectedIndexes())
+        return [self.grid_model.item(row).image_id for row in rows]
+
     def _grid_menu(self, position: QPoint) -> None:
         menu = self.grid_menu(self.grid.indexAt(position))
         if menu is not None:
@@ -255,6 +260,8 @@ class ResultsPanel(QWidget):
         menu.addAction(
             f"Copy path{'s' if len(paths) > 1 else ''}", lambda: file_actions.copy_paths(paths)
         )
+        ids = self.selected_ids()
+        menu.addAction(f"Tags and description…{many}", lambda: self.tags_requested.emit(ids))
         return menu
 
     def find_similar(self, image_id: int, path: str) -> None:

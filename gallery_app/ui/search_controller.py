@@ -427,6 +427,13 @@ class SearchController(QObject):
                     f"<small>{mark}{html.escape(variant.text)}: {cosine:.3f} → "
                     f"{wording.percent(float(score))}{end}</small>"
                 )
+        result = next((r for r in self.results if r.image_id == item.image_id), None)
+        if result is not None and result.visual is not None and result.boost > 0:
+            lines.append(
+                f"<small>The pixels alone: {wording.percent(result.visual)}; "
+                f"{html.escape(result.boost_reason)}: boost {result.boost:.2f} → "
+                f"{wording.percent(result.score)}</small>"
+            )
         lines.append(
             f"<small>T = {calibration.temperature:.1f}, c = {calibration.centre:.3f}</small>"
         )

@@ -54,7 +54,7 @@ def render_thumbnail(cache: ThumbnailCache, path: str, mtime_ns: int, target_px:
             cache.put(path, mtime_ns, thumbnail)
         except OSError as exc:  # a read-only cache must not hide the picture
             log.warning("could not cache thumbnail of %s: %s", path, exc)
-    return _to_qimage(_fit(thumbnail, target_px))
+    return to_qimage(_fit(thumbnail, target_px))
 
 
 def _read_cached(cache: ThumbnailCache, path: str, mtime_ns: int) -> Image.Image | None:
@@ -82,7 +82,7 @@ def _fit(thumbnail: Image.Image, target_px: int) -> Image.Image:
     return thumbnail.resize(size, Image.Resampling.LANCZOS)
 
 
-def _to_qimage(rgb: Image.Image) -> QImage:
+def to_qimage(rgb: Image.Image) -> QImage:
     width, height = rgb.size
     data = rgb.tobytes("raw", "RGB")
     # PIL rows are tightly packed; say so, then copy so the QImage owns its pixels.

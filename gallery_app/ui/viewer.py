@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QImageReader, QKeyEvent, QPixmap, QWheelEvent
+from PySide6.QtGui import QImage, QImageReader, QKeyEvent, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -22,13 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gallery_app.core.catalog import PhotoMetadata
 from gallery_app.ui import file_actions
 from gallery_app.ui.grid_model import GridItem
+from gallery_app.ui.metadata_editor import MetadataBox
 
 ZOOM_STEPS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 INFO_WIDTH = 230
+VIEWER_PX = 2560  # longest side of a photo the viewer decodes itself (HEIC, RAW)
 
 Describe = Callable[[GridItem], str]  # the score breakdown of a result, as HTML
+MetadataFor = Callable[[int], PhotoMetadata]  # a photo's tags and description, by image id
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,17 @@ def read_facts(path: str) -> PhotoFacts:
     return PhotoFacts(width, height, taken, camera, size, modified)
 
 
+def _decode_large(path: str) -> tuple[QImage | None, str]:
+    """A photo Qt cannot read (HEIC, RAW) through the app's own decoder, at VIEWER_PX."""
+    from gallery_app.core.imaging import DecodeError, decode
+    from gallery_app.ui.thumbnails import to_qimage
+
+    try:
+        return to_qimage(decode(path, thumbnail_px=VIEWER_PX).thumbnail), ""
+    except DecodeError as exc:
+        return None, str(exc)
+
+
 def _tool_button(text: str) -> QToolButton:
     """A text button as narrow as its text (QPushButton insists on ~80 px each)."""
     button = QToolButton()
@@ -81,6 +96,7 @@ def _tool_button(text: str) -> QToolButton:
 class Viewer(QWidget):
     closed = Signal()  # back to the grid
     current_changed = Signal(int)  # the row of the results being shown
+    metadata_edited = Signal(object)  # a MetadataEdit of the photo shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +106,7 @@ class Viewer(QWidget):
         self._zoom: float | None = None  # None: fit the window
         self._image = QPixmap()
         self.describe: Describe | None = None
+        self.metadata_for: MetadataFor | None = None
         # Keys that panels added to the viewer act on (the marks: R / N), beside its own.
         self.extra_keys: dict[Qt.Key, Callable[[], object]] = {}
 
@@ -156,8 +173,13 @@ class Viewer(QWidget):
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, act=act: self._act(act))
             self.action_buttons.addWidget(button)
+        self.metadata_box = MetadataBox()
+        self.metadata_box.setFixedWidth(INFO_WIDTH)
+        self.metadata_box.edited.connect(self.metadata_edited)
+        self.metadata_box.hide()
         side = QVBoxLayout()
         side.addWidget(self.info)
+        side.addWidget(self.metadata_box)
         side.addLayout(self.action_buttons)
         self.sections = QVBoxLayout()  # what panels add under the buttons (add_section)
         side.addLayout(self.sections)
@@ -194,6 +216,9 @@ class Viewer(QWidget):
         self._image = self._read(item.path)
         self._render()
         self._show_info(item)
+        if self.metadata_for is not None:
+            self.metadata_box.show_metadata(item.image_id, self.metadata_for(item.image_id))
+        self.metadata_box.setVisible(self.metadata_for is not None)
         self.position_label.setText(f"{self._row + 1} of {len(self._items)}")
         self.previous_button.setEnabled(self._row > 0)
         self.next_button.setEnabled(self._row < len(self._items) - 1)
@@ -239,8 +264,11 @@ class Viewer(QWidget):
         reader.setAutoTransform(True)
         image = reader.read()
         if image.isNull():
-            self.picture.setText(f"Cannot show this image: {reader.errorString()}")
-            return QPixmap()
+            decoded, reason = _decode_large(path)  # HEIC, RAW: formats Qt does not read
+            if decoded is None:
+                self.picture.setText(f"Cannot show this image: {reason or reader.errorString()}")
+                return QPixmap()
+            image = decoded
         return QPixmap.fromImage(image)
 
     def _fit_scale(self) -> float:
