@@ -638,7 +638,7 @@ class Catalog:
         now = time.time()
         with self._transaction() as db:
             generation = self._bump_generation(db)
-            ids = []
+            ids, metadata_changed = [], False
             for rec in records:
                 blob = None
                 if rec.vector is not None:
@@ -673,20 +673,34 @@ class Catalog:
                 image_id = int(row[0])
                 ids.append(image_id)
                 if rec.file_keywords is not None:
-                    self._store_file_metadata(db, image_id, rec)
+                    metadata_changed |= self._store_file_metadata(db, image_id, rec)
+            if metadata_changed:  # once per batch, and only for a change: readers re-read
+                self._bump_metadata_generation(db)
             return generation, ids
 
-    def _store_file_metadata(self, db: sqlite3.Connection, image_id: int, rec: ImageRecord) -> None:
-        db.execute(
-            "UPDATE images SET title = ?, caption = ? WHERE id = ?",
-            (rec.title, rec.caption, image_id),
-        )
+    def _store_file_metadata(self, db: sqlite3.Connection, image_id: int, rec: ImageRecord) -> bool:
+        """Replace what the file said (title, caption, 'file' tags); True when it changed."""
+        changed = db.execute(
+            "UPDATE images SET title = ?, caption = ? WHERE id = ? "
+            "AND (title IS NOT ? OR caption IS NOT ?)",
+            (rec.title, rec.caption, image_id, rec.title, rec.caption),
+        ).rowcount
+        wanted = _clean_tags(rec.file_keywords or ())
+        stored = [
+            str(tag)
+            for (tag,) in db.execute(
+                "SELECT tag FROM tags WHERE image_id = ? AND source = 'file' ORDER BY rowid",
+                (image_id,),
+            )
+        ]
+        if sorted(stored) == sorted(wanted):
+            return bool(changed)
         db.execute("DELETE FROM tags WHERE image_id = ? AND source = 'file'", (image_id,))
         db.executemany(
             "INSERT OR IGNORE INTO tags(image_id, source, tag) VALUES (?, 'file', ?)",
-            [(image_id, tag) for tag in _clean_tags(rec.file_keywords or ())],
+            [(image_id, tag) for tag in wanted],
         )
-        self._bump_metadata_generation(db)
+        return True
 
     @_guarded_write
     def restamp(self, stamps: Sequence[tuple[int, int, int]]) -> None:

@@ -698,6 +698,26 @@ class PgCatalog:
         return self._run(run)
 
     def _store_file_metadata(self, conn: Any, items: list[tuple[int, ImageRecord]]) -> None:
+        """Replace what the files said (title, caption, 'file' tags); the metadata generation
+        moves only when something changed, so indexing does not make every reader re-read."""
+        ids = [image_id for image_id, _ in items]
+        with conn.cursor() as cur:
+            cur.execute("SELECT id, title, caption FROM images WHERE id = ANY(%s)", (ids,))
+            before: dict[int, tuple[Any, ...]] = {int(row[0]): tuple(row[1:]) for row in cur}
+            cur.execute(
+                "SELECT image_id, tag FROM tags WHERE source = 'file' AND image_id = ANY(%s)",
+                (ids,),
+            )
+            stored: dict[int, list[str]] = {}
+            for image_id, tag in cur:
+                stored.setdefault(int(image_id), []).append(str(tag))
+        if all(
+            before.get(image_id) == (_text(rec.title), _text(rec.caption))
+            and sorted(stored.get(image_id, []))
+            == sorted(tag.replace("\x00", "") for tag in _clean_tags(rec.file_keywords or ()))
+            for image_id, rec in items
+        ):
+            return
         with conn.cursor() as cur:
             cur.executemany(
                 "UPDATE images SET title = %s, caption = %s WHERE id = %s",

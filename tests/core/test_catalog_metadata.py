@@ -131,6 +131,19 @@ def test_metadata_writes_bump_their_own_generation_not_the_vectors(catalog):
     assert catalog.metadata_generation() == meta_before + 2
 
 
+def test_reencoding_a_file_whose_metadata_is_unchanged_leaves_the_generation(catalog):
+    folder = catalog.folders()[0].id
+    catalog.write_batch([record("/photos/0.jpg", folder, 0, file_keywords=("Paris",))])
+    settled = catalog.metadata_generation()
+    catalog.write_batch(
+        [record("/photos/0.jpg", folder, 0, file_keywords=("Paris",))]  # the same again
+        + [record("/photos/1.jpg", folder, 1, file_keywords=())]  # nothing said, as before
+    )
+    assert catalog.metadata_generation() == settled
+    catalog.write_batch([record("/photos/1.jpg", folder, 1, file_keywords=(), title="New")])
+    assert catalog.metadata_generation() == settled + 1
+
+
 def test_a_read_only_catalog_refuses_metadata_writes(catalog, tmp_path, library_backend):
     reader = open_catalog(tmp_path, library_backend, read_only=True)
     try:
