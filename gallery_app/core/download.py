@@ -160,19 +160,23 @@ def unreachable_message(model_id: str, reason: str) -> str:
     )
 
 
-def prepare_load(model_id: str) -> bool:
-    """Before a load: True when the model must be read from local files only (a folder, or a
-    cached hub model: no network call at all, not even the hub's "is there a newer version"
-    check); False when it still has to be downloaded and the hub answers. Raises
-    ModelUnavailable in one line, within PROBE_SECONDS, when it cannot be downloaded."""
+def load_source(model_id: str) -> str:
+    """What from_pretrained should read: a folder as given; a cached hub model's snapshot
+    folder (no network call at all: not the hub's "is there a newer version" check, nor
+    huggingface_hub's daily registry fetch when it builds headers); else the hub id, once the
+    hub has answered. Raises ModelUnavailable in one line, within PROBE_SECONDS, when the model
+    is not cached and cannot be downloaded."""
     from gallery_app.core.embeddings import looks_like_path
 
-    if looks_like_path(model_id) or cached_snapshot(model_id) is not None:
-        return True
+    if looks_like_path(model_id):
+        return model_id
+    snapshot = cached_snapshot(model_id)
+    if snapshot is not None:
+        return str(snapshot)
     reason = probe_hub()
     if reason is not None:
         raise ModelUnavailable(unreachable_message(model_id, reason))
-    return False
+    return model_id
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from gallery_app.core.download import (
     describe,
     download_model,
     is_cached,
-    prepare_load,
+    load_source,
     probe_hub,
     wanted,
 )
@@ -56,7 +56,9 @@ def test_download_reports_bytes_speed_and_time_left(monkeypatch, tmp_path, small
     with serving(monkeypatch, tmp_path / "hub", MODEL, dict(FILES)) as hub:
         folder = download_model(MODEL, events.append)
 
-    assert sorted(p.rsplit("/", 1)[-1] for m, p, _ in hub.requests if m == "GET" and "/resolve/" in p) == sorted(FETCHED)
+    assert sorted(
+        p.rsplit("/", 1)[-1] for m, p, _ in hub.requests if m == "GET" and "/resolve/" in p
+    ) == sorted(FETCHED)
     total = sum(len(FILES[name]) for name in FETCHED)
     assert {e.total_bytes for e in events} == {total}
     done = [e.done_bytes for e in events]
@@ -118,7 +120,7 @@ def test_unreachable_hub_answers_within_the_probe_time(monkeypatch, tmp_path, on
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     started = time.monotonic()
     with pytest.raises(ModelUnavailable) as raised:
-        prepare_load(MODEL)
+        load_source(MODEL)
     assert time.monotonic() - started < download.PROBE_SECONDS + 1
     assert "no connection to the Hugging Face hub (127.0.0.1:9)" in str(raised.value)
 
@@ -152,7 +154,7 @@ def test_offline_mode_is_respected_without_a_network_call(monkeypatch, tmp_path)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match="HF_HUB_OFFLINE is set"):
-        prepare_load(MODEL)
+        load_source(MODEL)
 
 
 def test_cancel_before_the_first_byte(monkeypatch, tmp_path):
