@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from fake_hub import serving
 from huggingface_hub import constants
 
 from gallery_app.core import download
@@ -21,7 +22,6 @@ from gallery_app.core.download import (
     wanted,
 )
 from gallery_app.core.errors import ModelUnavailable
-from fake_hub import serving
 
 MODEL = "someone/siglip-test"
 WEIGHTS = bytes(range(256)) * 256  # 64 KiB
@@ -97,9 +97,11 @@ def test_cancel_stops_mid_file_and_the_next_try_resumes(monkeypatch, tmp_path, s
 
 def test_no_safetensors_on_the_hub_is_refused(monkeypatch, tmp_path):
     files = {k: v for k, v in FILES.items() if k != "model.safetensors"}
-    with serving(monkeypatch, tmp_path / "hub", MODEL, files) as hub:
-        with pytest.raises(ModelUnavailable, match="safetensors"):
-            download_model(MODEL)
+    with (
+        serving(monkeypatch, tmp_path / "hub", MODEL, files) as hub,
+        pytest.raises(ModelUnavailable, match="safetensors"),
+    ):
+        download_model(MODEL)
     assert not [p for m, p, _ in hub.requests if "/resolve/" in p]
 
 
@@ -158,9 +160,11 @@ def test_offline_mode_is_respected_without_a_network_call(monkeypatch, tmp_path)
 
 
 def test_cancel_before_the_first_byte(monkeypatch, tmp_path):
-    with serving(monkeypatch, tmp_path / "hub", MODEL, dict(FILES)) as hub:
-        with pytest.raises(DownloadCancelled):
-            download_model(MODEL, cancelled=lambda: True)
+    with (
+        serving(monkeypatch, tmp_path / "hub", MODEL, dict(FILES)) as hub,
+        pytest.raises(DownloadCancelled),
+    ):
+        download_model(MODEL, cancelled=lambda: True)
     assert hub.requests == []
 
 
