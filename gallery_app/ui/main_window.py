@@ -22,6 +22,7 @@ from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
 from gallery_app.ui.menus import build_menus
 from gallery_app.ui.model_controller import MISSING, ModelController
+from gallery_app.ui.preferences import PreferencesDialog
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
 from gallery_app.ui.search_controller import ResultSummary, SearchController, grid_items
 from gallery_app.ui.settings import CalibrationState, Settings, UiState
@@ -123,7 +124,7 @@ class MainWindow(QMainWindow):
         panel.set_aggregate(str(self.ui_state.value("aggregate", search.aggregate)))
         search.aggregate = panel.aggregate()
         panel.aggregate_changed.connect(search.set_aggregate)
-        panel.model_chosen.connect(model.start)
+        panel.model_chosen.connect(self.switch_model)
         panel.retry_requested.connect(lambda: self.model.start())
         panel.viewer.describe = search.describe
         self.calibration_bar.problem.connect(self.report_error)
@@ -158,6 +159,9 @@ class MainWindow(QMainWindow):
         model.unavailable.connect(self._on_model_unavailable)
         model.note.connect(self.report_error)
         model.download_progress.connect(lambda p: status.download_progress(p, library.indexing))
+        status.download_cancel_requested.connect(model.cancel_download)
+        model.unavailable.connect(lambda *_: status.download_stopped())
+        model.library_opened.connect(lambda lib: self.library_panel.show_model(lib.model_id))
         model.unavailable.connect(
             lambda *_: self.statusBar().showMessage("Model unavailable", 5000)
         )
@@ -188,7 +192,12 @@ class MainWindow(QMainWindow):
 
     # -- events -----------------------------------------------------------------------------
     def _on_model_ready(self, session: Session) -> None:
+        from gallery_app.core.accelerator import describe_device
+
         self.model_info = session.info
+        self.status_area.download_stopped()
+        self.status_area.set_device(describe_device(session.info.device, session.info.image_fp16))
+        self.library_panel.show_model(session.info.model_id)
         self.results_panel.show_banner(None)
         self.calibration_state.set_model_parameters(
             session.info.logit_scale, session.info.logit_bias
@@ -224,6 +233,35 @@ class MainWindow(QMainWindow):
         self.indexing_finished.emit(report)
 
     # -- actions ------------------------------------------------------------------------------
+    def open_preferences(self) -> PreferencesDialog:
+        """Preferences › Model: the catalog with the cached ones marked, or a folder."""
+        from gallery_app.core.model_catalog import model_choices
+
+        dialog = PreferencesDialog(model_choices(), self.model.current, self)
+        dialog.model_chosen.connect(self.switch_model)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    @Slot(str)
+    def switch_model(self, model: str) -> None:
+        """Load another model; its own library replaces this one in the window (both stay on
+        disk). Refused while indexing: the run belongs to the model that is loaded."""
+        if self.library.busy:
+            self.report_error(
+                "Indexing is running: cancel it or let it finish, then switch models."
+            )
+            return
+        problem = self.model.switch(model)
+        if problem:
+            self.report_error(problem)
+            return
+        self.model_info = None
+        self.search.searcher = None
+        self.search.model_state = "loading"
+        self.status_area.set_device(None)
+        self.statusBar().showMessage(f"Loading {Path(model).name}…")
+
     # -- window -------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         # Thumbnails are rendered for the screen the window is on (crisp on HiDPI), and again

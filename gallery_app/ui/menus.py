@@ -33,6 +33,9 @@ def build_menus(window: MainWindow) -> None:
         "Rescan all folders", lambda: window.library_panel.rescan_requested.emit("")
     )
     file_menu.addAction("Choose model folder…", panel.choose_model_folder)
+    file_menu.addAction(
+        "Preferences…", QKeySequence.StandardKey.Preferences, window.open_preferences
+    )
     file_menu.addSeparator()
     file_menu.addAction("Quit", QKeySequence.StandardKey.Quit, window.close)
     view_menu = window.menuBar().addMenu("&View")
