@@ -37,7 +37,7 @@ from gallery_app.core.fileio import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,12 +61,29 @@ CREATE TABLE IF NOT EXISTS images (
     indexed_at REAL NOT NULL,
     ctime_ns INTEGER,
     inode INTEGER,
-    fingerprint TEXT
+    fingerprint TEXT,
+    description TEXT,
+    title TEXT,
+    caption TEXT
 );
 CREATE INDEX IF NOT EXISTS images_folder ON images(folder_id);
 CREATE INDEX IF NOT EXISTS images_generation ON images(generation);
 CREATE INDEX IF NOT EXISTS images_failed ON images(path) WHERE error IS NOT NULL;
 CREATE TABLE IF NOT EXISTS text_cache (prompt TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tags (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    source TEXT NOT NULL CHECK (source IN ('user', 'file')),
+    tag TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (image_id, source, tag)
+);
+CREATE INDEX IF NOT EXISTS tags_tag ON tags(tag);
+CREATE TABLE IF NOT EXISTS marks (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    query TEXT NOT NULL,
+    relevant INTEGER NOT NULL CHECK (relevant IN (0, 1)),
+    marked_at REAL NOT NULL,
+    PRIMARY KEY (image_id, query)
+);
 """
 
 # Upgrades from schema version N to N + 1, applied in order inside one transaction after a backup.
@@ -79,6 +96,23 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE images ADD COLUMN ctime_ns INTEGER",
         "ALTER TABLE images ADD COLUMN inode INTEGER",
         "ALTER TABLE images ADD COLUMN fingerprint TEXT",
+    ),
+    # 4: what people say about a photo. Tags typed in the app ('user') and keywords read from
+    # the file ('file', replaced whenever the file is encoded again), a description, the
+    # file's own title and caption; and relevance marks for the feedback fit. Rows go with
+    # their image (ON DELETE CASCADE), which is kept while its folder is unreachable.
+    3: (
+        "ALTER TABLE images ADD COLUMN description TEXT",
+        "ALTER TABLE images ADD COLUMN title TEXT",
+        "ALTER TABLE images ADD COLUMN caption TEXT",
+        "CREATE TABLE IF NOT EXISTS tags (image_id INTEGER NOT NULL REFERENCES images(id) "
+        "ON DELETE CASCADE, source TEXT NOT NULL CHECK (source IN ('user', 'file')), "
+        "tag TEXT NOT NULL COLLATE NOCASE, PRIMARY KEY (image_id, source, tag))",
+        "CREATE INDEX IF NOT EXISTS tags_tag ON tags(tag)",
+        "CREATE TABLE IF NOT EXISTS marks (image_id INTEGER NOT NULL REFERENCES images(id) "
+        "ON DELETE CASCADE, query TEXT NOT NULL, relevant INTEGER NOT NULL "
+        "CHECK (relevant IN (0, 1)), marked_at REAL NOT NULL, PRIMARY KEY (image_id, query))",
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('metadata_generation', '0')",
     ),
 }
 
@@ -165,6 +199,34 @@ class ImageRecord:
     ctime_ns: int | None = None
     inode: int | None = None  # as SQLite's signed 64-bit (see signed_inode)
     fingerprint: str | None = None
+    # Read from the file (IPTC/XMP): stored as 'file' tags, title and caption, replacing what
+    # an earlier encode of the file stored. None: not read (an older reader), left as it was.
+    file_keywords: tuple[str, ...] | None = None
+    title: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What is known about one photo beyond its pixels: the user's tags and description, and
+    the keywords, title and caption its file carries."""
+
+    user_tags: tuple[str, ...] = ()
+    file_tags: tuple[str, ...] = ()
+    description: str | None = None
+    title: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A person's judgement: this photo is (not) what this query asks for."""
+
+    image_id: int
+    path: str
+    query: str
+    relevant: bool
+    marked_at: float
 
 
 @dataclass(frozen=True)
@@ -295,6 +357,7 @@ class Catalog:
                 ("model_id", self.model_id),
                 ("dim", str(self.dim)),
                 ("generation", "0"),
+                ("metadata_generation", "0"),
             ],
         )
 
@@ -607,8 +670,23 @@ class Catalog:
                         rec.fingerprint,
                     ),
                 ).fetchone()
-                ids.append(int(row[0]))
+                image_id = int(row[0])
+                ids.append(image_id)
+                if rec.file_keywords is not None:
+                    self._store_file_metadata(db, image_id, rec)
             return generation, ids
+
+    def _store_file_metadata(self, db: sqlite3.Connection, image_id: int, rec: ImageRecord) -> None:
+        db.execute(
+            "UPDATE images SET title = ?, caption = ? WHERE id = ?",
+            (rec.title, rec.caption, image_id),
+        )
+        db.execute("DELETE FROM tags WHERE image_id = ? AND source = 'file'", (image_id,))
+        db.executemany(
+            "INSERT OR IGNORE INTO tags(image_id, source, tag) VALUES (?, 'file', ?)",
+            [(image_id, tag) for tag in _clean_tags(rec.file_keywords or ())],
+        )
+        self._bump_metadata_generation(db)
 
     @_guarded_write
     def restamp(self, stamps: Sequence[tuple[int, int, int]]) -> None:
@@ -731,6 +809,158 @@ class Catalog:
                 ]
             )
 
+    @_guarded
+    def ids_for_paths(self, paths: Iterable[str]) -> dict[str, int]:
+        """The image id of each given path the catalog holds (indexed or failed)."""
+        wanted = list(paths)
+        found: dict[str, int] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for image_id, path in self.db.execute(
+                    f"SELECT id, path FROM images WHERE path IN ({marks})",
+                    [_to_db(path) for path in chunk],
+                ):
+                    found[_from_db(path)] = int(image_id)
+        return found
+
+    # What people say about a photo (schema 4) -------------------------------------------
+    # These writes touch neither vectors nor the index, so they do not bump `generation`;
+    # `metadata_generation` tells a reader holding metadata that it changed.
+    @_guarded
+    def metadata_generation(self) -> int:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT value FROM meta WHERE key='metadata_generation'"
+            ).fetchone()
+        return 0 if row is None else _stored_int(row[0])
+
+    def _bump_metadata_generation(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES ('metadata_generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    @_guarded_write
+    def edit_tags(
+        self, image_ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> None:
+        """Add and remove the user's tags (case-insensitive) on every given image."""
+        ids, added, removed = list(image_ids), _clean_tags(add), _clean_tags(remove)
+        if not ids or not (added or removed):
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM tags WHERE image_id = ? AND source = 'user' AND tag = ?",
+                [(image_id, tag) for image_id in ids for tag in removed],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO tags(image_id, source, tag) "
+                "SELECT id, 'user', ? FROM images WHERE id = ?",
+                [(tag, image_id) for image_id in ids for tag in added],
+            )
+            self._bump_metadata_generation(db)
+
+    @_guarded_write
+    def set_description(self, image_ids: Iterable[int], description: str | None) -> None:
+        """Set (or, with None or blank text, clear) the user's description of each image."""
+        text = (description or "").strip() or None
+        ids = list(image_ids)
+        if not ids:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE images SET description = ? WHERE id = ?", [(text, i) for i in ids]
+            )
+            self._bump_metadata_generation(db)
+
+    @_guarded
+    def metadata(self, ids: Iterable[int] | None = None) -> dict[int, PhotoMetadata]:
+        """Tags, description, title and caption of the given images (all when None); an image
+        with none of them is absent from the result."""
+        wanted = None if ids is None else list(ids)
+        fields: dict[int, tuple[str | None, str | None, str | None]] = {}
+        tags: dict[int, tuple[list[str], list[str]]] = {}
+        with self._lock:
+            for (clause, params), (tag_clause, _) in zip(
+                _id_chunks(wanted, "id"), _id_chunks(wanted, "image_id"), strict=True
+            ):
+                for image_id, description, title, caption in self.db.execute(
+                    "SELECT id, description, title, caption FROM images WHERE "
+                    "(description IS NOT NULL OR title IS NOT NULL OR caption IS NOT NULL)"
+                    f"{clause}",
+                    params,
+                ):
+                    fields[int(image_id)] = (description, title, caption)
+                for image_id, source, tag in self.db.execute(
+                    f"SELECT image_id, source, tag FROM tags WHERE 1{tag_clause} ORDER BY tag",
+                    params,
+                ):
+                    user, file = tags.setdefault(int(image_id), ([], []))
+                    (user if source == "user" else file).append(str(tag))
+        out = {}
+        for image_id in fields.keys() | tags.keys():
+            description, title, caption = fields.get(image_id, (None, None, None))
+            user, file = tags.get(image_id, ([], []))
+            out[image_id] = PhotoMetadata(tuple(user), tuple(file), description, title, caption)
+        return out
+
+    @_guarded
+    def tag_counts(self) -> list[tuple[str, int]]:
+        """Every tag (user and file, case folded together) with how many photos carry it."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT tag, COUNT(DISTINCT image_id) FROM tags GROUP BY tag COLLATE NOCASE "
+                "ORDER BY tag COLLATE NOCASE"
+            ).fetchall()
+        return [(str(tag), int(count)) for tag, count in rows]
+
+    # Relevance marks (the feedback fit's judgements, kept per library) -------------------
+    @_guarded_write
+    def set_mark(self, image_id: int, query: str, relevant: bool | None) -> None:
+        """Mark a photo (not) relevant to a query; None takes the mark back."""
+        with self._transaction() as db:
+            if relevant is None:
+                db.execute("DELETE FROM marks WHERE image_id = ? AND query = ?", (image_id, query))
+            else:
+                db.execute(
+                    "INSERT INTO marks(image_id, query, relevant, marked_at) "
+                    "SELECT id, ?, ?, ? FROM images WHERE id = ? "
+                    "ON CONFLICT(image_id, query) DO UPDATE SET relevant = excluded.relevant, "
+                    "marked_at = excluded.marked_at",
+                    (query, int(relevant), time.time(), image_id),
+                )
+            self._bump_metadata_generation(db)
+
+    @_guarded
+    def marks(self, query: str | None = None) -> list[Mark]:
+        """The marks for one query, or all of them, oldest first."""
+        sql = (
+            "SELECT m.image_id, i.path, m.query, m.relevant, m.marked_at FROM marks m "
+            "JOIN images i ON i.id = m.image_id"
+        )
+        params: tuple[str, ...] = ()
+        if query is not None:
+            sql, params = sql + " WHERE m.query = ?", (query,)
+        with self._lock:
+            rows = self.db.execute(sql + " ORDER BY m.marked_at, m.image_id", params).fetchall()
+        return [
+            Mark(int(i), _from_db(path), str(q), bool(_stored_int(rel)), float(at))
+            for i, path, q, rel, at in rows
+        ]
+
+    @_guarded_write
+    def clear_marks(self, query: str | None = None) -> int:
+        """Forget the marks of one query, or all; returns how many went."""
+        with self._transaction() as db:
+            if query is None:
+                removed = db.execute("DELETE FROM marks").rowcount
+            else:
+                removed = db.execute("DELETE FROM marks WHERE query = ?", (query,)).rowcount
+            self._bump_metadata_generation(db)
+            return int(removed)
+
     # Text embedding cache (per model, since the catalog is) -------------------------------
     @_guarded
     def cached_text_vectors(self, prompts: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
@@ -823,6 +1053,27 @@ def _connect_read_only(path: Path, check_same_thread: bool = True) -> sqlite3.Co
 def _companions(path: Path) -> tuple[Path, Path]:
     """The WAL and shared-memory files SQLite opens beside a database."""
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored: trimmed, inner whitespace collapsed, blanks and case-duplicates dropped."""
+    seen: dict[str, str] = {}
+    for tag in tags:
+        cleaned = " ".join(str(tag).split())
+        if cleaned and cleaned.casefold() not in seen:
+            seen[cleaned.casefold()] = cleaned
+    return list(seen.values())
+
+
+def _id_chunks(ids: list[int] | None, column: str) -> Iterator[tuple[str, list[int]]]:
+    """(" AND column IN (...)", params) per chunk of at most 500 ids; one empty clause (every
+    row) when ids is None."""
+    if ids is None:
+        yield "", []
+        return
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        yield f" AND {column} IN ({','.join('?' * len(chunk))})", chunk
 
 
 def _short(exc: BaseException) -> str:

@@ -152,6 +152,12 @@ def file_kind(mode: int) -> str:
     return "not a plain file"
 
 
+def not_a_photo_file(mode: int) -> str:
+    """Why a file named like a photo is skipped when it is not a regular file: the one
+    wording of the scanner and the decoder (the library lists it under that file's name)."""
+    return f"not a regular file ({file_kind(mode)}); only photo files are read"
+
+
 def not_regular_message(path: Path, mode: int) -> str:
     return (
         f"{path} is {file_kind(mode)}, not a regular file, so gallery-app will not open it "

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from gallery_app.core.fileio import file_kind
+from gallery_app.core.fileio import not_a_photo_file
 
 # A photo with a damaged EXIF block is still a photo: Pillow warns and reads what it can, and
 # we index it without a date. The warning names no file and nobody can act on it, so it is
@@ -114,8 +114,7 @@ def open_regular_file(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, 
 def _require_regular(info: os.stat_result) -> None:
     if stat.S_ISREG(info.st_mode):
         return
-    kind = file_kind(info.st_mode)
-    raise DecodeError(f"not a regular file ({kind}); only photo files are read", unreadable=True)
+    raise DecodeError(not_a_photo_file(info.st_mode), unreadable=True)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -174,6 +174,7 @@ class Indexer:
             }
             found = scan(root, skip)
             report.failed += found.failures
+            refused = self._remember_refusals(folder.id, found.failures, known)
             if known and not found.files and not found.failures:
                 # Every photo gone at once is far more often an unplugged drive or an unmounted
                 # share (its mount point lists as empty) than a real deletion: keep them, say
@@ -186,7 +187,8 @@ class Indexer:
                     )
                 )
                 continue
-            removal = provably_gone(root, [p for p in known if p not in found.files], found)
+            missing = [p for p in known if p not in found.files and p not in refused]
+            removal = provably_gone(root, missing, found)
             report.failed += removal.notes
             gone_ids = [known[path].id for path in removal.gone]
             self.library.remove_ids(gone_ids)
@@ -203,6 +205,28 @@ class Indexer:
             self.library.save_index()
             report.seconds = time.perf_counter() - started
         return report
+
+    def _remember_refusals(
+        self, folder_id: int, failures: Sequence[Failure], known: dict[str, FileState]
+    ) -> set[str]:
+        """Store the files the scan refused (a named pipe, a date out of range, a dangling
+        link) as failures, like a photo that does not decode: the library's list of unreadable
+        files, which the window's badge counts, then names every file a run reported until it
+        is fixed. A photo already indexed keeps its vector (it is kept, not failed); folders
+        that could not be listed are the run's notes, not files. Returns the paths now held
+        as failures, which the removal check must leave alone."""
+        records, held = [], set()
+        for failure in failures:
+            state = known.get(failure.path)
+            if (state is not None and state.indexed) or os.path.isdir(failure.path):
+                continue
+            held.add(failure.path)
+            if state is None or state.error != failure.reason:
+                # mtime 0: a time the file cannot have, so once it reads it is encoded.
+                records.append(ImageRecord(failure.path, folder_id, 0, 0, error=failure.reason))
+        if records:
+            self.library.catalog.write_batch(records)
+        return held
 
     def _own_folders(self) -> list[str]:
         """gallery-app's data and config folders: never indexed, wherever they are (a data

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from gallery_app.core.catalog import is_within, signed_inode
+from gallery_app.core.fileio import not_a_photo_file
 from gallery_app.core.imaging import is_image_file
 
 UNLISTED_FOLDER = "cannot list folder"
@@ -99,7 +100,7 @@ def _add_file(result: ScanResult, path: str) -> None:
         return  # a link to a folder, named like an image: links to folders are not followed
     if not stat.S_ISREG(info.st_mode):
         # Opening a named pipe or a device named like an image would block forever.
-        result.failures.append(Failure(path, "not a regular file (pipe, socket or device)"))
+        result.failures.append(Failure(path, not_a_photo_file(info.st_mode)))
         return
     problem = _out_of_range(info)
     if problem:

@@ -37,16 +37,6 @@ CATEGORIES = {
 RICH_QUERY = "dog on the beach at sunset in winter"
 
 
-@pytest.fixture(scope="module")
-def builtin():
-    return builtin_dictionary()
-
-
-@pytest.fixture(scope="module")
-def expander(builtin):
-    return Expander(builtin)
-
-
 def texts(variants: list[Variant]) -> list[str]:
     return [v.text for v in variants]
 

@@ -30,16 +30,6 @@ CATEGORIES = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def builtin():
-    return builtin_dictionary()
-
-
-@pytest.fixture(scope="module")
-def expander(builtin):
-    return Expander(builtin)
-
-
 def texts(variants: list[Variant]) -> list[str]:
     return [v.text for v in variants]
 

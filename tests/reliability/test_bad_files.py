@@ -23,6 +23,7 @@ from corpus import (
     animated,
     huge_transparent_png,
     make_messy_folder,
+    photo,
 )
 
 from gallery_app.core import indexer as indexer_module
@@ -68,10 +69,11 @@ def test_every_bad_file_is_indexed_or_reported_and_good_files_are_unaffected(
     }
     assert report.total == len(expected) + len(good) + 1
     assert report.indexed + len(report.failed) == report.total
-    # What the GUI lists: failures persist in the catalog with their reasons.
+    # What the GUI lists: every failed file persists in the catalog with its reason, those
+    # the scan refused (links, pipes, dates) too.
     stored = dict(library.catalog.failures())
-    refused_at_scan = {f.path for f in scan(str(folder)).failures}  # links, pipes, dates
-    assert set(stored) == set(failed) - refused_at_scan
+    refused_at_scan = {f.path for f in scan(str(folder)).failures}
+    assert stored == failed
     assert {p for p in failed if not os.path.isfile(p)} <= refused_at_scan
     # Good files got the same vector they get alone: no cross-talk inside a batch.
     alone = encoder.encode_images([photo_of(good[0])])
@@ -95,6 +97,23 @@ def test_rerun_over_a_messy_folder_changes_nothing(library, encoder, tmp_path):
     assert again.unchanged == first.indexed
     assert sorted(f.path for f in again.failed) == sorted(f.path for f in first.failed)
     assert searchable(library) == before
+
+
+def test_a_file_refused_at_scan_stays_listed_until_it_is_a_photo(library, encoder, tmp_path):
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    pipe = folder / "pipe.jpg"
+    os.mkfifo(pipe)
+    Indexer(library, encoder).index([folder])
+    assert [path for path, _ in library.catalog.failures()] == [str(pipe)]
+    Indexer(library, encoder).index([folder])  # refused again: still one entry
+    assert len(library.catalog.failures()) == 1
+
+    pipe.unlink()
+    photo(3).save(pipe, format="JPEG")
+    report = Indexer(library, encoder).index([folder])
+    assert report.indexed == 1 and library.catalog.failures() == []
+    assert str(pipe) in searchable(library)
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
