@@ -12,8 +12,9 @@ The full-depth SigLIP base-224 is also run as it is, to show how close the sum c
 Times are CPU seconds of this process (time.process_time, all its threads), not wall time:
 on a shared machine (here 2 cores, a load average near 8) wall time measures the queue, while
 the CPU time a forward needs stays put. OpenMP threads wait passively so that waiting is not
-counted as work. Each tower is still timed back to back with the reference tower and the
-catalog keeps the median of those paired ratios.
+counted as work. The reference tower is timed again before every other tower, and each
+tower's ratio is the median of all those reference timings over its own: contention still
+moves CPU time by 10-20%, and pooling the reference keeps that noise on one side only.
 
     python benchmarks/model_speed.py            # print the table
     python benchmarks/model_speed.py --write    # also store the ratios in resources/models.json
@@ -120,29 +121,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{summed:.2f} CPU s",
         flush=True,
     )
-    print(f"{'model':45} {'cpu s':>8} {'images/s':>9} {'relative':>9}  (pairs)", flush=True)
-    measured: dict[tuple[int, ...], tuple[float, float]] = {}
-    ratios: dict[str, float] = {}
+    print(f"{'model':45} {'cpu s':>8} {'images/s':>9}", flush=True)
+    reference_runs = [summed]
+    own: dict[tuple[int, ...], float] = {tower_key(reference): summed}
     for entry in entries:
         key = tower_key(entry)
-        if key not in measured:
-            if entry.id == REFERENCE:
-                measured[key] = (summed, 1.0)
-            else:
-                pairs, seconds = [], []
-                for _ in range(args.repeats):
-                    ref = tower_seconds(reference_config, reference.architecture.layers)
-                    own = tower_seconds(vision_config(entry), entry.architecture.layers)
-                    pairs.append(ref / own)
-                    seconds.append(own)
-                measured[key] = (statistics.median(seconds), statistics.median(pairs))
-        seconds_per_batch, ratio = measured[key]
-        ratios[entry.id] = round(ratio, 2)
-        print(
-            f"{entry.id:45} {seconds_per_batch:8.2f} {BATCH / seconds_per_batch:9.2f} "
-            f"{ratio:8.2f}x",
-            flush=True,
-        )
+        if key not in own:
+            runs = []
+            for _ in range(args.repeats):
+                reference_runs.append(
+                    tower_seconds(reference_config, reference.architecture.layers)
+                )
+                runs.append(tower_seconds(vision_config(entry), entry.architecture.layers))
+            own[key] = statistics.median(runs)
+        print(f"{entry.id:45} {own[key]:8.2f} {BATCH / own[key]:9.2f}", flush=True)
+    reference_seconds = statistics.median(reference_runs)
+    own[tower_key(reference)] = reference_seconds  # 1.00x by definition
+    print(
+        f"reference {REFERENCE}: {len(reference_runs)} runs, median {reference_seconds:.2f} CPU s, "
+        f"min {min(reference_runs):.2f}, max {max(reference_runs):.2f}"
+    )
+    ratios: dict[str, float] = {}
+    for entry in entries:
+        ratios[entry.id] = round(reference_seconds / own[tower_key(entry)], 2)
+        print(f"{entry.id:45} {ratios[entry.id]:5.2f}x", flush=True)
     print(f"# load average {os.getloadavg()[0]:.1f} at the end")
     if args.write:
         path = ROOT / "resources" / "models.json"

@@ -1,7 +1,7 @@
 """Rewrite README.md's table of models from resources/models.json (the one source).
 
-    python scripts/models_table.py          # rewrite the table in place
-    python scripts/models_table.py --check  # exit 1 if the README's table is out of date
+python scripts/models_table.py          # rewrite the table in place
+python scripts/models_table.py --check  # exit 1 if the README's table is out of date
 """
 
 from __future__ import annotations

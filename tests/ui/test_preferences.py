@@ -139,3 +139,16 @@ def test_the_first_run_download_can_be_cancelled(qtbot, open_window, monkeypatch
     assert "cancelled" in missing.args[0] and "Retry continues" in missing.args[0]
     assert window.results_panel.banner.isVisible()
     assert status.progress_bar.isHidden() and status.cancel_button.isHidden()
+
+
+def test_offline_first_run_says_so_in_one_line(qtbot, open_window, hub_cache):
+    """HF_HUB_OFFLINE=1 (as in these tests) and a model not in the cache: the banner says what
+    to do at once, naming the download command, --model FOLDER and the cache folder."""
+    window = open_window("google/siglip2-base-patch16-224", wait_ready=False)
+    with qtbot.waitSignal(window.model_missing, timeout=WAIT_MS) as missing:
+        window.start_engine()
+    message = missing.args[0]
+    assert "\n" not in message and "HF_HUB_OFFLINE is set" in message
+    assert "gallery-app models download google/siglip2-base-patch16-224" in message
+    assert "--model FOLDER" in message and str(hub_cache) in message
+    assert window.results_panel.banner.isVisible()
