@@ -170,6 +170,22 @@ def test_help_lists_the_commands(capsys):
     assert "index" in out and "search" in out and "desktop app" in out
 
 
+@pytest.mark.parametrize("module", ["gallery_app", "gallery_app.cli"])
+def test_python_dash_m_runs_the_command(module, capsys):
+    """`python -m gallery_app` and `python -m gallery_app.cli` are `gallery-app` itself."""
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    expected = capsys.readouterr().out
+    ran = subprocess.run(
+        [sys.executable, "-m", module, "search", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == expected
+
+
 def test_no_subcommand_opens_the_desktop_app(monkeypatch, tmp_path):
     import gallery_app.ui.app as app_module
 
@@ -195,7 +211,7 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capfd):
     """`gallery-app search ... --json | head`: the reader leaving is not an error to report."""
     import os
 
-    from gallery_app import cli
+    from gallery_app.cli import search as cli_search
 
     def write_forever(args):
         while True:
@@ -207,9 +223,9 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capfd):
     saved = os.dup(1)
     stdout = os.fdopen(write_end, "w")
     monkeypatch.setattr(sys, "stdout", stdout)
-    monkeypatch.setattr(cli, "run_search", write_forever)
+    monkeypatch.setattr(cli_search, "run_search", write_forever)
     try:
-        assert cli.main(["search", "dog"]) == 1
+        assert main(["search", "dog"]) == 1
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -249,13 +265,13 @@ def test_fast_mode_indexes_into_the_same_library(tiny_model_dir: Path, make_imag
     ],
 )
 def test_printable_shows_control_characters_and_keeps_text(text, shown):
-    from gallery_app.cli import printable
+    from gallery_app.cli.common import printable
 
     assert printable(text) == shown
 
 
 def test_argv_text_replaces_only_undecodable_bytes():
-    from gallery_app.cli import argv_text
+    from gallery_app.cli.common import argv_text
 
     assert argv_text("caf\udce9 ☕") == "caf\ufffd ☕"
     assert argv_text("café ☕") == "café ☕"
@@ -426,9 +442,9 @@ def test_cache_rebuild_stops_at_a_cache_it_cannot_write(
 def test_log_lines_show_control_characters_but_keep_tracebacks():
     import logging
 
-    from gallery_app.cli import _PrintableFormatter
+    from gallery_app.cli.common import PrintableFormatter
 
-    formatter = _PrintableFormatter("%(levelname)s %(name)s: %(message)s")
+    formatter = PrintableFormatter("%(levelname)s %(name)s: %(message)s")
     try:
         raise ValueError("boom")
     except ValueError:

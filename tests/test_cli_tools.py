@@ -195,6 +195,24 @@ def test_eval_table(tiny_model_dir, labelled, capsys):
     assert "red car" in out
 
 
+def test_eval_honours_fast(tiny_model_dir, labelled, capsys, monkeypatch):
+    """--fast reaches eval's encoder: its numbers are the int8 model's ($GALLERY_APP_INT8=1
+    gives the same), not full precision's."""
+
+    def evaluate(*options: str) -> dict:
+        argv = ["--model", str(tiny_model_dir), *options, "eval", str(labelled), "--json"]
+        assert main(argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    monkeypatch.setenv("GALLERY_APP_INT8", "0")
+    full, fast = evaluate(), evaluate("--fast")
+    monkeypatch.setenv("GALLERY_APP_INT8", "1")
+    assert fast == evaluate()
+    assert fast != full
+    # int8 moves the cosines a little, not the photos: the same labels and photos were read
+    assert (fast["labels"], fast["images"]) == (full["labels"], full["images"])
+
+
 def test_eval_of_a_folder_without_labels_is_one_clear_line(tiny_model_dir, tmp_path):
     (tmp_path / "flat").mkdir()
     result = run_cli("--model", str(tiny_model_dir), "eval", str(tmp_path / "flat"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gallery_app.cli.tune import RECOMMEND_SAMPLE, Tuner, read_feedback
 from gallery_app.core.calibrate import (
     calibrated_score,
     fit_calibration,
@@ -20,7 +21,6 @@ from gallery_app.core.indexer import Indexer
 from gallery_app.core.probes import DEFAULT_PROBE_QUERIES, encode_files, probe_raw, sample_library
 from gallery_app.core.search import Searcher
 from gallery_app.core.settings_store import UserSettings, load_settings, save_settings
-from gallery_app.tune import RECOMMEND_SAMPLE, Tuner, read_feedback
 
 
 @pytest.fixture
@@ -210,7 +210,7 @@ def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_pat
 def test_feedback_only_from_the_top_is_held_near_the_prior(
     encoder, library, photos, tmp_path: Path, monkeypatch
 ):
-    import gallery_app.tune as tune
+    import gallery_app.cli.tune as tune
 
     monkeypatch.setattr(tune, "FEEDBACK_TOP_RANKS", 3)  # 10 photos: ranks 1-3 are "the top"
     searcher = Searcher(library, encoder)

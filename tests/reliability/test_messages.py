@@ -243,7 +243,7 @@ FAULTS = [
     Fault(
         "tune-read-only",
         "tune",
-        "gallery_app.tune:Tuner.run",
+        "gallery_app.cli.tune:Tuner.run",
         lambda: os_error(errno.EROFS),
         (f"read-only file system at {PLACE}",),
     ),

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import math
-import os
 import shlex
-import stat
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
-from gallery_app.cli import argv_text, printable
+from gallery_app.cli.common import (
+    argv_text,
+    load_expander,
+    not_regular_file,
+    open_encoder_and_library,
+    printable,
+    require_regular_file,
+)
 from gallery_app.core.calibrate import (
     PRESET_NAMES,
     PRIOR_CENTRE_LOGIT_SD,
@@ -27,7 +34,6 @@ from gallery_app.core.calibrate import (
 )
 from gallery_app.core.errors import ConfigError, GalleryError
 from gallery_app.core.expansion import Expander
-from gallery_app.core.fileio import file_kind
 from gallery_app.core.jsonfile import read_regular_file
 from gallery_app.core.library import Library
 from gallery_app.core.probes import (
@@ -83,6 +89,45 @@ commands:
   aggregate NAME     ensemble (one text vector for the query and its synonyms) | max
   show               the current settings       help          this text
   quit               leave (end of input does the same)"""
+
+
+def register(commands: Any) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="tune the score's temperature and centre interactively (reads stdin)",
+        description="Reads commands from stdin (type `help`); works when piped.",
+    )
+    tune.add_argument("image", nargs="?", metavar="IMAGE", help="photo that `test` scores")
+    tune.set_defaults(handler=run_tune)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    if args.image is not None:  # before the model loads: a bad IMAGE fails fast
+        require_regular_file(args.image)
+    # A term typed in another encoding must not stop the session: its bytes reach `test`
+    # as surrogate escapes, which it replaces.
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
+    expander = load_expander()
+    encoder, library = open_encoder_and_library(args, writer=False)
+    with library:
+        tuner = Tuner(
+            encoder,
+            library,
+            out=sys.stdout,
+            err=sys.stderr,
+            image=args.image,
+            expander=expander,
+            logit_scale=encoder.logit_scale,
+            logit_bias=encoder.logit_bias,
+        )
+        interactive = sys.stdin.isatty()
+        try:
+            return tuner.run(sys.stdin, prompt="tune> " if interactive else "")
+        except KeyboardInterrupt:  # Ctrl-C is how many people leave a prompt: not an error
+            print()
+            return 130
 
 
 @dataclass(frozen=True)
@@ -491,27 +536,6 @@ def read_feedback(path: Path) -> list[Judgement]:
     if not judgements:
         raise ConfigError(f"{path} holds no judgements (expected rows of path,query,relevant)")
     return judgements
-
-
-def not_regular_file(path: str | Path) -> str | None:
-    """Why `path` cannot be opened as a photo without risk, or None. A named pipe blocks the
-    open until something writes to it (forever), a device never ends: neither is a photo.
-
-    Checked on the name before the model loads, so a wrong argument fails at once;
-    `imaging.decode` checks the open descriptor again when the photo is read. A missing or
-    unreadable file passes here; decode names it."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None
-    return None if stat.S_ISREG(mode) else f"not a regular file ({file_kind(mode)})"
-
-
-def require_regular_file(path: str | Path) -> None:
-    """ConfigError naming `path` when it is not a regular file (see not_regular_file)."""
-    problem = not_regular_file(path)
-    if problem is not None:
-        raise ConfigError(f"Cannot read image {path}: {problem}. Give the path of a photo file.")
 
 
 def _number(text: str, usage: str) -> float:
