@@ -133,12 +133,16 @@ def saved_model() -> str | None:
 def open_encoder(args: argparse.Namespace) -> Any:
     """The SigLIP encoder of --model, --prompt-template and --fast (int8), for every command
     that encodes: one place, so each option means the same everywhere."""
+    from gallery_app.cli.models import download_with_progress
     from gallery_app.core.embeddings import (
         DEFAULT_PROMPT_TEMPLATE,
         SiglipEncoder,
+        resolve_model_id,
         resolve_precision,
     )
 
+    # A hub model not cached yet is fetched with a progress bar, not silently by transformers.
+    download_with_progress(resolve_model_id(args.model))
     return SiglipEncoder.load(
         args.model,
         prompt_template=argv_text(args.prompt_template or DEFAULT_PROMPT_TEMPLATE),

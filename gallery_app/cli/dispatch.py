@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gallery_app.cli import cache, debug_scores, evaluate, index, search, tune
+from gallery_app.cli import cache, debug_scores, evaluate, index, models, search, tune
 from gallery_app.cli.common import (
     configure_output,
     configure_streams,
@@ -25,7 +25,7 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, debug_scores, tune, evaluate, cache)
+COMMAND_GROUPS = (index, search, debug_scores, tune, evaluate, cache, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         metavar="ID_OR_PATH",
-        help="SigLIP checkpoint: hub id or local folder "
-        "(env GALLERY_APP_MODEL; default google/siglip-base-patch16-224)",
+        help="SigLIP checkpoint: hub id or local folder (env GALLERY_APP_MODEL; default: the "
+        "model chosen in the window, else google/siglip-base-patch16-224; "
+        "`gallery-app models` lists known ones)",
     )
     parser.add_argument(
         "--data-dir",
