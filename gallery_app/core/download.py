@@ -276,6 +276,9 @@ def download_model(
         files = [
             (s.rfilename, int(s.size or 0)) for s in info.siblings or [] if wanted(s.rfilename)
         ]
+        # Weights last: a snapshot that has them has everything else too (cached_snapshot
+        # counts a model with weights as complete), and a missing small file fails early.
+        files.sort(key=lambda item: (item[0].endswith(".safetensors"), item[0]))
         if not any(name.endswith(".safetensors") for name, _ in files):
             raise ModelUnavailable(
                 f"{model_id} has no safetensors weights on the hub; only safetensors are loaded."

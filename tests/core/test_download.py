@@ -67,6 +67,8 @@ def test_download_reports_bytes_speed_and_time_left(monkeypatch, tmp_path, small
     assert len(mid_file) > 3  # reported while the weights arrive, not only per file
     assert all(e.bytes_per_second > 0 and e.seconds_left is not None for e in mid_file)
     assert (folder / "model.safetensors").read_bytes() == WEIGHTS
+    gets = [p.rsplit("/", 1)[-1] for m, p, _ in hub.requests if m == "GET" and "/resolve/" in p]
+    assert gets[-1] == "model.safetensors"  # weights last: a snapshot with them is complete
     assert cached_snapshot(MODEL) == folder
     assert is_cached(MODEL)
 
