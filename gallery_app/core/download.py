@@ -154,7 +154,7 @@ def unreachable_message(model_id: str, reason: str) -> str:
     """The one line shown when a hub model is not cached and cannot be downloaded now."""
     return (
         f"Cannot download {model_id}: {reason}, and it is not in the Hugging Face cache "
-        f"({cache_folder()}). Run `gallery-app models download {model_id}` where there is a "
+        f"({cache_folder()}). Run `gallery-app models download {model_id}` with an internet "
         "connection (the cache folder can then be copied here), or pass --model FOLDER with a "
         "checkpoint saved by save_pretrained."
     )
