@@ -10,6 +10,7 @@ from fake_hub import serving
 from huggingface_hub import constants
 
 from gallery_app.cli import main
+from gallery_app.core.embeddings import DEFAULT_MODEL
 from gallery_app.core.model_catalog import load_catalog
 
 CACHED = "google/siglip2-base-patch16-224"
@@ -32,7 +33,8 @@ def test_models_json_lists_the_catalog_with_cached_ones_marked(hub_cache, capsys
     assert [m["id"] for m in listing["models"]] == [e.id for e in load_catalog()]
     assert [m["id"] for m in listing["models"] if m["cached"]] == [CACHED]
     assert listing["cache"] == str(hub_cache)
-    assert listing["in_use"] == "google/siglip-base-patch16-224"  # nothing chosen: the default
+    assert listing["in_use"] == DEFAULT_MODEL  # nothing chosen: the default
+    assert [m["id"] for m in listing["models"] if m["default"]] == [DEFAULT_MODEL]
 
 
 def test_models_lists_in_words_and_marks_the_model_in_use(hub_cache, capsys, monkeypatch):

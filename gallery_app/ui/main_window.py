@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QPlainTextEdit, QSplitte
 
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.imaging import ThumbnailCache
-from gallery_app.ui import window_state
+from gallery_app.ui import preferences, window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
@@ -22,7 +22,6 @@ from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
 from gallery_app.ui.menus import build_menus
 from gallery_app.ui.model_controller import MISSING, ModelController
-from gallery_app.ui.preferences import PreferencesDialog
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
 from gallery_app.ui.search_controller import ResultSummary, SearchController, grid_items
 from gallery_app.ui.settings import CalibrationState, Settings, UiState
@@ -124,7 +123,7 @@ class MainWindow(QMainWindow):
         panel.set_aggregate(str(self.ui_state.value("aggregate", search.aggregate)))
         search.aggregate = panel.aggregate()
         panel.aggregate_changed.connect(search.set_aggregate)
-        panel.model_chosen.connect(self.switch_model)
+        panel.model_chosen.connect(lambda model_id: preferences.switch_model(self, model_id))
         panel.retry_requested.connect(lambda: self.model.start())
         panel.viewer.describe = search.describe
         self.calibration_bar.problem.connect(self.report_error)
@@ -192,12 +191,8 @@ class MainWindow(QMainWindow):
 
     # -- events -----------------------------------------------------------------------------
     def _on_model_ready(self, session: Session) -> None:
-        from gallery_app.core.accelerator import describe_device
-
         self.model_info = session.info
-        self.status_area.download_stopped()
-        self.status_area.set_device(describe_device(session.info.device, session.info.image_fp16))
-        self.library_panel.show_model(session.info.model_id)
+        self.status_area.model_ready(session.info.device, session.info.image_fp16)
         self.results_panel.show_banner(None)
         self.calibration_state.set_model_parameters(
             session.info.logit_scale, session.info.logit_bias
@@ -233,35 +228,6 @@ class MainWindow(QMainWindow):
         self.indexing_finished.emit(report)
 
     # -- actions ------------------------------------------------------------------------------
-    def open_preferences(self) -> PreferencesDialog:
-        """Preferences › Model: the catalog with the cached ones marked, or a folder."""
-        from gallery_app.core.model_catalog import model_choices
-
-        dialog = PreferencesDialog(model_choices(), self.model.current, self)
-        dialog.model_chosen.connect(self.switch_model)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
-    @Slot(str)
-    def switch_model(self, model: str) -> None:
-        """Load another model; its own library replaces this one in the window (both stay on
-        disk). Refused while indexing: the run belongs to the model that is loaded."""
-        if self.library.busy:
-            self.report_error(
-                "Indexing is running: cancel it or let it finish, then switch models."
-            )
-            return
-        problem = self.model.switch(model)
-        if problem:
-            self.report_error(problem)
-            return
-        self.model_info = None
-        self.search.searcher = None
-        self.search.model_state = "loading"
-        self.status_area.set_device(None)
-        self.statusBar().showMessage(f"Loading {Path(model).name}…")
-
     # -- window -------------------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
         # Thumbnails are rendered for the screen the window is on (crisp on HiDPI), and again

@@ -5,6 +5,9 @@ A dialog: it shows the choices and says which one was picked; the window switche
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,6 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from gallery_app.core.model_catalog import ModelChoice, format_mb, format_speed
+
+if TYPE_CHECKING:
+    from gallery_app.ui.main_window import MainWindow
 
 COLUMNS = ("Model", "Cached", "Download", "Languages", "CPU speed", "Choose it when")
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -138,3 +144,31 @@ class PreferencesDialog(QDialog):
         if folder:
             self.model_chosen.emit(folder)
             self.accept()
+
+
+def open_preferences(window: MainWindow) -> PreferencesDialog:
+    """File › Preferences…: the catalog with the cached ones marked, or a folder."""
+    from gallery_app.core.model_catalog import model_choices
+
+    dialog = PreferencesDialog(model_choices(), window.model.current, window)
+    dialog.model_chosen.connect(lambda model_id: switch_model(window, model_id))
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.open()
+    return dialog
+
+
+def switch_model(window: MainWindow, model: str) -> None:
+    """Load another model (or a folder); its own library replaces this one in the window, both
+    stay on disk. Refused while indexing: the run belongs to the model that is loaded."""
+    if window.library.busy:
+        window.report_error("Indexing is running: cancel it or let it finish, then switch models.")
+        return
+    problem = window.model.switch(model)
+    if problem:
+        window.report_error(problem)
+        return
+    window.model_info = None
+    window.search.searcher = None
+    window.search.model_state = "loading"
+    window.status_area.set_device(None)
+    window.statusBar().showMessage(f"Loading {Path(model).name}…")

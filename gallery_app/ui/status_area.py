@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
+from gallery_app.core.accelerator import describe_device
 from gallery_app.core.download import DownloadProgress
 from gallery_app.core.download import describe as describe_download
 
@@ -120,6 +121,10 @@ class StatusArea(QWidget):
         if self._downloading:
             self._downloading = False
             self._show_progress(False)
+
+    def model_ready(self, device: str, image_fp16: bool) -> None:
+        self.download_stopped()
+        self.set_device(describe_device(device, image_fp16))
 
     def set_device(self, text: str | None) -> None:
         """Where the model runs ('CPU', 'CUDA (…)'); None while no model is loaded."""

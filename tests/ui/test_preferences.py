@@ -11,8 +11,9 @@ from huggingface_hub import constants
 from PySide6.QtWidgets import QFileDialog
 from window_helpers import WAIT_MS, index_folder
 
+from gallery_app.core.embeddings import DEFAULT_MODEL
 from gallery_app.core.model_catalog import load_catalog, model_choices
-from gallery_app.ui.preferences import ID_ROLE, PreferencesDialog
+from gallery_app.ui.preferences import ID_ROLE, PreferencesDialog, open_preferences, switch_model
 
 
 @pytest.fixture
@@ -43,7 +44,8 @@ def test_the_list_is_the_catalog_with_cached_and_current_marked(qtbot, hub_cache
     assert list(listed) == [entry.id for entry in load_catalog()]
     assert [i for i, item in listed.items() if item.text(1)] == ["google/siglip2-base-patch16-224"]
     current = listed["google/siglip-base-patch16-224"]
-    assert "in use" in current.text(0) and "(default)" in current.text(0)
+    assert "in use" in current.text(0)
+    assert [i for i, item in listed.items() if "(default)" in item.text(0)] == [DEFAULT_MODEL]
     assert dialog.selected() == "google/siglip-base-patch16-224"
     assert not dialog.use_button.isEnabled()  # already in use
     assert listed["google/siglip2-base-patch16-224"].text(3) == "multilingual"
@@ -81,7 +83,7 @@ def test_switching_models_keeps_each_models_library(
     assert "model-a" in window.library_panel.model_label.text()
     assert window.status_area.device_label.text() == "Model on CPU"
 
-    dialog = window.open_preferences()
+    dialog = open_preferences(window)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(second))
     with qtbot.waitSignals([window.model_loaded, window.library_shown], timeout=WAIT_MS):
         dialog.folder_button.click()
@@ -92,7 +94,7 @@ def test_switching_models_keeps_each_models_library(
     assert load_settings().model == str(second)  # remembered, for the CLI too
 
     with qtbot.waitSignals([window.model_loaded, window.library_shown], timeout=WAIT_MS):
-        window.switch_model(str(first))
+        switch_model(window, str(first))
     assert window.model_info.model_id == str(first)
     qtbot.waitUntil(lambda: window.library_panel.folder_list.count() == 1, timeout=WAIT_MS)
     assert window.grid_model.rowCount() == 3  # model-a's photos, as they were left
@@ -105,7 +107,7 @@ def test_switching_is_refused_while_indexing(
     monkeypatch.setattr(type(window.library), "busy", property(lambda self: True))
     messages = []
     window.statusBar().messageChanged.connect(messages.append)
-    window.switch_model(str(tmp_path / "other"))
+    switch_model(window, str(tmp_path / "other"))
     assert any("Indexing is running" in m for m in messages)
     assert window.model.state == "ready" and window.model_info is not None
 
