@@ -210,9 +210,9 @@ def test_feedback_fits_and_apply_saves_the_fit(encoder, library, photos, tmp_pat
 def test_feedback_only_from_the_top_is_held_near_the_prior(
     encoder, library, photos, tmp_path: Path, monkeypatch
 ):
-    import gallery_app.cli.tune as tune
+    import gallery_app.core.feedback as feedback
 
-    monkeypatch.setattr(tune, "FEEDBACK_TOP_RANKS", 3)  # 10 photos: ranks 1-3 are "the top"
+    monkeypatch.setattr(feedback, "FEEDBACK_TOP_RANKS", 3)  # 10 photos: ranks 1-3 are "the top"
     searcher = Searcher(library, encoder)
     rows = ["path,query,relevant"]
     for query in ("dog", "snow"):
@@ -250,14 +250,12 @@ def test_feedback_only_from_the_top_is_held_near_the_prior(
 
 def _pairs(tuner, csv_path):
     """(raw, relevant) as the tuner computes them, for a fit without the stronger prior."""
+    from gallery_app.core.feedback import fit_feedback
+
     judgements = read_feedback(csv_path)
     images = encode_files(tuner.encoder, sorted({j.path for j in judgements}))
-    row_of = {p: i for i, p in enumerate(images.paths)}
-    raw = []
-    for j in judgements:
-        value, _ = tuner._ranked_raw(j.query, images, [row_of[j.path]], 0)
-        raw.append(float(value[0]))
-    return np.array(raw), np.array([j.relevant for j in judgements])
+    fitted = fit_feedback(tuner.searcher, judgements, images, tuner.calibration, tuner.model)
+    return fitted.raw, np.array([j.relevant for j in fitted.judgements])
 
 
 def test_feedback_skips_unreadable_photos(encoder, library, photos, tmp_path: Path):

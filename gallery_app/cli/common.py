@@ -165,6 +165,23 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     return encoder, library
 
 
+def open_library_of_model(args: argparse.Namespace, *, writer: bool) -> Any:
+    """The library of --model without loading the model (its catalog knows the vector size),
+    for commands that only read or edit what the catalog holds (`marks`)."""
+    from gallery_app.core.catalog import stored_dim
+    from gallery_app.core.embeddings import resolve_model_id
+    from gallery_app.core.library import Library, library_folder
+
+    model_id, folder = resolve_model_id(args.model), data_dir(args)
+    dim = stored_dim(library_folder(folder, model_id) / "catalog.sqlite")
+    if dim is None:
+        raise ConfigError(
+            f"There is no library for the model {model_id} in {folder} yet: index a folder "
+            "first (`gallery-app index FOLDER`)."
+        )
+    return Library(folder, model_id, dim, read_only=not writer)
+
+
 def indexed_files_per_library(args: argparse.Namespace) -> Iterator[list[tuple[str, int]]]:
     """(path, mtime_ns) of the photos of each library in the data folder, read-only and with
     no model: each catalog is closed before its files are handed on."""

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gallery_app.cli import cache, debug_scores, evaluate, index, models, search, tune
+from gallery_app.cli import cache, debug_scores, evaluate, index, marks, models, search, tune
 from gallery_app.cli.common import (
     configure_output,
     configure_streams,
@@ -25,7 +25,7 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, debug_scores, tune, evaluate, cache, models)
+COMMAND_GROUPS = (index, search, debug_scores, tune, marks, evaluate, cache, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

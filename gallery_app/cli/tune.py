@@ -9,7 +9,6 @@ import math
 import shlex
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,15 +24,20 @@ from gallery_app.cli.common import (
 )
 from gallery_app.core.calibrate import (
     PRESET_NAMES,
-    PRIOR_CENTRE_LOGIT_SD,
-    PRIOR_TEMPERATURE_SD_RATIO,
     Calibration,
-    fit_calibration,
     preset_calibration,
     recommend_calibration,
 )
 from gallery_app.core.errors import ConfigError, GalleryError
 from gallery_app.core.expansion import Expander
+from gallery_app.core.feedback import (
+    MIN_MARKS_EACH,
+    TOP_ONLY_PRIOR_SCALE,
+    FeedbackFit,
+    Judgement,
+    fit_feedback,
+    fit_marks,
+)
 from gallery_app.core.jsonfile import read_regular_file
 from gallery_app.core.library import Library
 from gallery_app.core.probes import (
@@ -67,11 +71,6 @@ MODEL_MULTIPLES = (0.5, 0.75, 1.0, 1.25, 1.5)
 # A recommendation reads the score distribution of this many photos at most: quantiles are
 # stable well before that, and it keeps `recommend` quick on a large library.
 RECOMMEND_SAMPLE = 2000
-# Judgements all taken from this far up their query's ranking see only the top: the photos
-# below, which a fit needs to place the centre, were never looked at. The fit is then held
-# this much nearer the model prior (standard deviations times this factor).
-FEEDBACK_TOP_RANKS = 50
-TOP_ONLY_PRIOR_SCALE = 0.25
 TRUE_WORDS = {"1", "true", "yes", "y", "relevant"}
 FALSE_WORDS = {"0", "false", "no", "n", "irrelevant"}
 
@@ -82,6 +81,7 @@ commands:
   recommend          a T and c from this library's score distribution for probe queries
   feedback FILE      fit T and c to a CSV of path,query,relevant (1/0) judgements, on the
                      raw cosine the search ranks by (ensemble or max, expand on or off)
+  feedback --marks   the same fit on the marks made in the window (kept in this library)
   apply              save the last recommendation or fit (else the current T and c) as the
                      custom preset used by the app, with the current expand setting
   set T              use temperature T          centre C      use centre c (score 0.5 at c)
@@ -128,13 +128,6 @@ def run_tune(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # Ctrl-C is how many people leave a prompt: not an error
             print()
             return 130
-
-
-@dataclass(frozen=True)
-class Judgement:
-    path: str
-    query: str
-    relevant: bool
 
 
 class TuneError(GalleryError):
@@ -373,110 +366,80 @@ class Tuner:
 
     def _feedback(self, argument: str) -> None:
         if not argument:
-            raise TuneError("feedback needs a CSV file of path,query,relevant")
-        path = Path(shlex.split(argument)[0]).expanduser()
+            raise TuneError(
+                "feedback needs a CSV file of path,query,relevant (or --marks: the window's)"
+            )
+        words = shlex.split(argument)
+        if words[0] == "--marks":
+            marks = self.library.catalog.marks()
+            if not marks:
+                raise TuneError(
+                    "this library holds no marks yet: mark results relevant or not in the "
+                    "window (debug panel or viewer), or give a CSV file"
+                )
+            fitted, left_out = fit_marks(
+                self.searcher,
+                marks,
+                self.calibration,
+                self.model,
+                self.expand,
+                self.aggregate,
+                MIN_MARKS_EACH,
+            )
+            for mark in left_out:
+                self.err.write(printable(f"skipped {mark.path}: no vector (not readable)") + "\n")
+            self._report_feedback(fitted, "the marks made in the window")
+            return
+        path = Path(words[0]).expanduser()
         judgements = read_feedback(path)
         photos = sorted({j.path for j in judgements})
         unsafe = {p: problem for p in photos if (problem := not_regular_file(p)) is not None}
         images = encode_files(self.encoder, [p for p in photos if p not in unsafe])
         for failed, reason in [*unsafe.items(), *images.failures]:
             self.err.write(printable(f"skipped {failed}: {reason}") + "\n")
-        row_of_path = {p: i for i, p in enumerate(images.paths)}
-        usable = [j for j in judgements if j.path in row_of_path]
-        if not usable:
+        if not images.paths:
             raise TuneError(f"none of the photos named in {path} could be read")
-        raw = np.zeros(len(usable))
-        ranks = np.zeros(len(usable), dtype=np.int64)
-        library_size = self.library.catalog.count()
-        for query in sorted({j.query for j in usable}):
-            rows = [n for n, j in enumerate(usable) if j.query == query]
-            judged_raw, judged_rank = self._ranked_raw(
-                query, images, [row_of_path[usable[n].path] for n in rows], library_size
-            )
-            raw[rows], ranks[rows] = judged_raw, judged_rank
-        relevant = np.array([j.relevant for j in usable], dtype=bool)
-        # Only from the top: every judged photo ranks within the first FEEDBACK_TOP_RANKS of
-        # its query, in a library with plenty of photos below them.
-        top_only = library_size > 2 * FEEDBACK_TOP_RANKS and bool(
-            np.all(ranks <= FEEDBACK_TOP_RANKS)
+        fitted = fit_feedback(
+            self.searcher,
+            judgements,
+            images,
+            self.calibration,
+            self.model,
+            self.expand,
+            self.aggregate,
         )
-        scale = TOP_ONLY_PRIOR_SCALE if top_only else 1.0
-        fit = fit_calibration(
-            raw,
-            relevant,
-            prior=self.model,
-            temperature_sd_ratio=PRIOR_TEMPERATURE_SD_RATIO * scale,
-            centre_logit_sd=PRIOR_CENTRE_LOGIT_SD * scale,
-        )
-        fitted = fit.calibration
+        self._report_feedback(fitted, f"feedback {path}")
+
+    def _report_feedback(self, feedback: FeedbackFit, origin: str) -> None:
+        """What a fit rests on and what it gives; it waits for `apply`."""
+        fit, fitted = feedback.fit, feedback.calibration
         self._say(
-            f"fitted on {fit.sample_count} judgements ({fit.relevant_count} relevant): "
+            f"fitted on {fit.sample_count} judgements ({fit.relevant_count} relevant) across "
+            f"{feedback.query_count} quer{'ies' if feedback.query_count != 1 else 'y'}: "
             f"T = {fitted.temperature:.2f}, c = {fitted.centre:.4f}"
         )
-        statistic = (
-            "cosine with the ensemble of the query and its synonyms"
-            if self.aggregate == ENSEMBLE and self.expand
-            else "cosine of the winning variant (max)"
-            if self.expand
-            else "cosine of the query as typed"
-        )
         self._say(
-            f"Logistic regression of relevant on the raw {statistic} (what the search ranks "
-            f"by), pulled towards the model preset (T = {self.model.temperature:.2f}, "
-            f"c = {self.model.centre:.4f}) as much as a few judgements need; more "
-            f"judgements, less pull. Mean log loss {fit.log_loss:.4f}. Type `apply` to save "
-            "it as your custom preset."
+            f"Logistic regression of relevant on the raw {feedback.statistic} (what the "
+            f"search ranks by), pulled towards the model preset (T = "
+            f"{self.model.temperature:.2f}, c = {self.model.centre:.4f}) as much as a few "
+            f"judgements need; more judgements, less pull. Mean log loss {fit.log_loss:.4f}. "
+            "Type `apply` to save it as your custom preset."
         )
+        ranks, library_size = feedback.ranks, feedback.library_size
         if library_size:
             self._say(
                 f"Judged photos rank {int(ranks.min())} to {int(ranks.max())} (median "
                 f"{int(np.median(ranks))}) of {library_size} for their queries."
             )
-        if top_only:
+        if feedback.top_only:
             self._say(
-                f"All judged photos are in the top {FEEDBACK_TOP_RANKS} of their query's "
+                f"All judged photos are in the top {feedback.top_ranks} of their query's "
                 "ranking: judgements from the top alone bias a fit (the photos below were "
                 f"never seen), so this one was held {1 / TOP_ONLY_PRIOR_SCALE:g}x nearer the "
                 "model prior. Judge a few photos from lower down (say ranks "
-                f"{2 * FEEDBACK_TOP_RANKS}-{10 * FEEDBACK_TOP_RANKS}) for a fit that can move."
+                f"{2 * feedback.top_ranks}-{10 * feedback.top_ranks}) for a fit that can move."
             )
-        self.pending = (fitted, f"feedback {path}")
-
-    def _ranked_raw(
-        self, query: str, images: ImageVectors, rows: list[int], library_size: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """For judged photos of one query: the raw cosine the search ranks them by (current
-        expand and aggregate), and each one's rank among the library's photos for it."""
-        variants = prompt_variants(self.encoder, query, self.expander if self.expand else None)
-        if not variants:
-            raise TuneError(f"the query {query!r} has no words to search")
-        text = self.searcher.text_vectors([v.prompt or "" for v in variants])
-        judged = hits_from_vectors(
-            query,
-            variants,
-            text,
-            np.arange(len(rows), dtype=np.int64),
-            [images.paths[r] for r in rows],
-            images.vectors[rows],
-            self.aggregate,
-        )
-        results = judged.rank(self.calibration, top_k=None)
-        raw = np.zeros(len(rows))
-        score = np.zeros(len(rows))
-        for result in results:
-            raw[result.image_id], score[result.image_id] = result.raw, result.score
-        if not library_size:
-            return raw, np.ones(len(rows), dtype=np.int64)
-        everything = self.searcher.search(
-            query, top_k=None, expand=self.expand, aggregate=self.aggregate
-        ).rank(self.calibration, top_k=None)
-        descending = np.array([r.score for r in everything])
-        # A judged photo in the library has its rank there; one outside it ranks after the
-        # library's photos that score higher.
-        rank_of_path = {r.path: n for n, r in enumerate(everything, 1)}
-        outside = np.searchsorted(-descending, -score, side="left") + 1
-        ranks = [rank_of_path.get(images.paths[row], int(outside[n])) for n, row in enumerate(rows)]
-        return raw, np.array(ranks, dtype=np.int64)
+        self.pending = (fitted, origin)
 
     def _apply(self, _argument: str) -> None:
         chosen = self.pending[0] if self.pending is not None else self.calibration

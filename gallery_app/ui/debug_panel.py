@@ -50,18 +50,20 @@ class ResultsTableModel(QAbstractTableModel):
     sorting precomputed keys takes a fraction of a millisecond.
     """
 
-    THUMBNAIL, FILE, VARIANT, RAW, SCORE = range(5)
+    THUMBNAIL, FILE, VARIANT, RAW, SCORE, MARK = range(6)
     # Plain values to sort by: floats for the numbers (so 0.1 < 0.05 never happens), the
     # ranking position for the thumbnail column (sorting by it restores the ranking).
     SortRole = Qt.ItemDataRole.UserRole + 1
 
-    _HEADERS = ("Photo", "File", "Variant", "Raw cosine", "Score")
+    _HEADERS = ("Photo", "File", "Variant", "Raw cosine", "Score", "Mark")
+    FIRST_VARIANT = len(_HEADERS)  # each listed variant's own column starts here
     _HEADER_TIPS = (
         "Click to restore the ranking order",
         "File name (hover for the full path)",
         "The query variant whose weighted score won for this photo",
         "Cosine between the photo and the winning variant's text",
         "weight × sigmoid(T × (raw − c)) of the winning variant: what the ranking uses",
+        "✓ marked relevant to this query, ✗ marked not relevant (what Fit calibration uses)",
     )
 
     def __init__(
@@ -79,6 +81,7 @@ class ResultsTableModel(QAbstractTableModel):
         self._thumbnail_for = thumbnail_for
         # Scaled copies, so a repaint does not rescale; emptied whenever thumbnails may change.
         self._scaled: dict[str, QPixmap] = {}
+        self._marks: dict[int, bool] = {}  # image id -> relevant, for the query shown
 
     def results(self) -> list[SearchResult]:
         """In ranking order, whatever the table is sorted by."""
@@ -105,6 +108,20 @@ class ResultsTableModel(QAbstractTableModel):
         self._scaled.clear()
         self.endResetModel()
 
+    def set_marks(self, marks: dict[int, bool]) -> None:
+        """The query's marks (image id -> relevant) for the Mark column."""
+        self._marks = dict(marks)
+        if self._sort_column == self.MARK:
+            self.sort(self.MARK, self._sort_order)
+        if self._results:
+            self.dataChanged.emit(
+                self.index(0, self.MARK), self.index(len(self._results) - 1, self.MARK)
+            )
+
+    def result_at(self, row: int) -> SearchResult:
+        """The result shown in display row `row` (whatever the table is sorted by)."""
+        return self._results[self._rows[row]]
+
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         if not 0 <= column < self.columnCount():
             return
@@ -127,6 +144,8 @@ class ResultsTableModel(QAbstractTableModel):
         column = self._sort_column
         if column >= len(self._HEADERS):  # a word's own cosine
             keys: list[Any] = self._variant_cosines[:, column - len(self._HEADERS)].tolist()
+        elif column == self.MARK:
+            keys = [_mark_order(self._marks.get(r.image_id)) for r in self._results]
         else:
             keys = [_sort_value(rank, result, column) for rank, result in enumerate(self._results)]
         # Ties keep the ranking order in both directions, like a stable sort on the rank.
@@ -165,6 +184,8 @@ class ResultsTableModel(QAbstractTableModel):
         column = index.column()
         if column >= len(self._HEADERS):
             return self._variant_data(rank, column - len(self._HEADERS), role)
+        if column == self.MARK:
+            return self._mark_data(self._marks.get(result.image_id), role)
         if role == Qt.ItemDataRole.DisplayRole:
             if column == self.FILE:
                 return os.path.basename(result.path)
@@ -220,6 +241,18 @@ class ResultsTableModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
+    @staticmethod
+    def _mark_data(relevant: bool | None, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "" if relevant is None else MARK_SYMBOLS[relevant]
+        if role == ResultsTableModel.SortRole:
+            return _mark_order(relevant)
+        if role == Qt.ItemDataRole.ToolTipRole and relevant is not None:
+            return "Marked relevant" if relevant else "Marked not relevant"
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        return None
+
     def _thumbnail(self, path: str) -> QPixmap | None:
         if self._thumbnail_for is None:
             return None
@@ -241,6 +274,14 @@ class ResultsTableModel(QAbstractTableModel):
             scaled.setDevicePixelRatio(ratio)
             self._scaled[path] = scaled
         return scaled
+
+
+MARK_SYMBOLS = {True: "✓", False: "✗"}
+
+
+def _mark_order(relevant: bool | None) -> int:
+    """Sorts ✗ < no mark < ✓."""
+    return 0 if relevant is None else (1 if relevant else -1)
 
 
 def _sort_value(rank: int, result: SearchResult, column: int) -> Any:
@@ -307,6 +348,7 @@ class DebugPanel(QWidget):
         splitter.addWidget(self._view)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 4)
+        self._splitter = splitter
 
         layout = QVBoxLayout(self)
         layout.addWidget(self._calibration_label)
@@ -342,6 +384,23 @@ class DebugPanel(QWidget):
                 f"mean {summary.mean:.4f} · max {summary.max:.4f} · std {summary.std:.4f}"
             )
         self._set_warnings([diagnosis.message for diagnosis in diagnose(raw, calibration)])
+
+    def add_section(self, widget: QWidget) -> None:
+        """A panel of its own under the results table (resizable by the splitter)."""
+        self._splitter.addWidget(widget)
+        self._splitter.setStretchFactor(self._splitter.count() - 1, 1)
+
+    def set_marks(self, marks: dict[int, bool]) -> None:
+        """The shown query's marks (image id -> relevant), for the Mark column."""
+        self._model.set_marks(marks)
+
+    def selected_results(self) -> list[SearchResult]:
+        """The results of the selected rows, top of the table first."""
+        rows = sorted({index.row() for index in self._view.selectionModel().selectedRows()})
+        return [self._model.result_at(row) for row in rows]
+
+    def table_view(self) -> QTableView:
+        return self._view
 
     def clear(self) -> None:
         self._set_variants(())

@@ -17,6 +17,7 @@ from gallery_app.ui import preferences, window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
+from gallery_app.ui.feedback_controller import wire_feedback
 from gallery_app.ui.grid_model import GridModel
 from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         self._precompute = precompute_dictionary
         self._build()
         self._wire()
+        self.feedback = wire_feedback(self)  # marks, Fit calibration, Apply
         if self.settings.load_error:
             self.report_error(self.settings.load_error)
 
@@ -123,7 +125,6 @@ class MainWindow(QMainWindow):
         panel.set_aggregate(str(self.ui_state.value("aggregate", search.aggregate)))
         search.aggregate = panel.aggregate()
         panel.aggregate_changed.connect(search.set_aggregate)
-        panel.model_chosen.connect(lambda model_id: preferences.switch_model(self, model_id))
         panel.retry_requested.connect(lambda: self.model.start())
         panel.viewer.describe = search.describe
         self.calibration_bar.problem.connect(self.report_error)
@@ -158,12 +159,8 @@ class MainWindow(QMainWindow):
         model.unavailable.connect(self._on_model_unavailable)
         model.note.connect(self.report_error)
         model.download_progress.connect(lambda p: status.download_progress(p, library.indexing))
-        status.download_cancel_requested.connect(model.cancel_download)
-        model.unavailable.connect(lambda *_: status.download_stopped())
-        model.library_opened.connect(lambda lib: self.library_panel.show_model(lib.model_id))
-        model.unavailable.connect(
-            lambda *_: self.statusBar().showMessage("Model unavailable", 5000)
-        )
+        model.unavailable.connect(lambda *_: status.download_stopped("Model unavailable"))
+        preferences.wire_model_choice(self)  # Preferences, the banner's folder, Cancel
 
     # -- the public surface (app.py, tests, scripts) ---------------------------------------
     def start_engine(self) -> None:

@@ -20,6 +20,7 @@ SHORTCUTS = (
     ("Enter / double-click", "Open the selected photo in the viewer"),
     ("Left / Right", "Previous / next photo in the viewer"),
     ("+ / − / F / 1", "Zoom in / out / fit / 100% in the viewer (or Ctrl+wheel)"),
+    ("R / N", "Mark the photo in the viewer relevant / not relevant to the query (again: unmark)"),
     ("Ctrl++ / Ctrl+−", "Larger / smaller thumbnails (or Ctrl+wheel over the grid)"),
     ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy paths)"),
     ("Ctrl+Q", "Quit"),

@@ -146,6 +146,16 @@ class PreferencesDialog(QDialog):
             self.accept()
 
 
+def wire_model_choice(window: MainWindow) -> None:
+    """The ways to change the model (a folder from the banner, Preferences), Cancel of a
+    first-run download, and the library panel naming the model whose library it shows."""
+    window.results_panel.model_chosen.connect(lambda model_id: switch_model(window, model_id))
+    window.status_area.download_cancel_requested.connect(window.model.cancel_download)
+    window.model.library_opened.connect(
+        lambda library: window.library_panel.show_model(library.model_id)
+    )
+
+
 def open_preferences(window: MainWindow) -> PreferencesDialog:
     """File › Preferences…: the catalog with the cached ones marked, or a folder."""
     from gallery_app.core.model_catalog import model_choices

@@ -116,11 +116,13 @@ class StatusArea(QWidget):
             "Model downloaded; loading it…" if finished else describe_download(progress)
         )
 
-    def download_stopped(self) -> None:
+    def download_stopped(self, message: str = "") -> None:
         """The load ended (ready, failed or cancelled): no download bar any more."""
         if self._downloading:
             self._downloading = False
             self._show_progress(False)
+        if message:
+            self.bar.showMessage(message, 5000)
 
     def model_ready(self, device: str, image_fp16: bool) -> None:
         self.download_stopped()

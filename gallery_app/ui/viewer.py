@@ -90,6 +90,8 @@ class Viewer(QWidget):
         self._zoom: float | None = None  # None: fit the window
         self._image = QPixmap()
         self.describe: Describe | None = None
+        # Keys that panels added to the viewer act on (the marks: R / N), beside its own.
+        self.extra_keys: dict[Qt.Key, Callable[[], object]] = {}
 
         self.back_button = _tool_button("◀ Results")
         self.back_button.setToolTip("Back to the grid (Esc)")
@@ -157,6 +159,8 @@ class Viewer(QWidget):
         side = QVBoxLayout()
         side.addWidget(self.info)
         side.addLayout(self.action_buttons)
+        self.sections = QVBoxLayout()  # what panels add under the buttons (add_section)
+        side.addLayout(self.sections)
         side.addStretch(1)
         body = QHBoxLayout()
         body.addWidget(self.scroll_area, 1)
@@ -165,6 +169,10 @@ class Viewer(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addLayout(body, 1)
+
+    def add_section(self, widget: QWidget) -> None:
+        """A panel's widget in the side column, under the action buttons."""
+        self.sections.addWidget(widget)
 
     # -- what is shown ------------------------------------------------------------------------
     def show_items(self, items: list[GridItem], row: int) -> None:
@@ -301,7 +309,7 @@ class Viewer(QWidget):
             Qt.Key.Key_F: lambda: self.set_zoom(None),
             Qt.Key.Key_1: lambda: self.set_zoom(1.0),
         }
-        action = actions.get(Qt.Key(key))
+        action = actions.get(Qt.Key(key)) or self.extra_keys.get(Qt.Key(key))
         if action is None:
             super().keyPressEvent(event)
             return

@@ -65,7 +65,9 @@ def test_rows_are_the_results_in_ranking_order(panel):
     panel.show_search(hits, results, MODEL)
     model = panel.table_model()
     assert model.rowCount() == len(results) == 12
-    assert model.columnCount() == 5 + 3  # and one per variant: its own cosine and score
+    assert (
+        model.columnCount() == COLUMNS.FIRST_VARIANT + 3
+    )  # and one per variant: its own cosine and score
     assert column(model, COLUMNS.FILE) == [r.path.rsplit("/", 1)[1] for r in results]
     assert column(model, COLUMNS.VARIANT) == [r.variant for r in results]
     assert column(model, COLUMNS.RAW) == [f"{r.raw:.4f}" for r in results]
@@ -81,16 +83,22 @@ def test_each_variant_has_its_own_cosine_and_score_column(panel):
     results = hits.rank(MODEL)
     panel.show_search(hits, results, MODEL)
     model = panel.table_model()
-    headers = [model.headerData(5 + i, Qt.Orientation.Horizontal) for i in range(3)]
+    headers = [
+        model.headerData(COLUMNS.FIRST_VARIANT + i, Qt.Orientation.Horizontal) for i in range(3)
+    ]
     assert headers == ["dog", "puppy", "pet"]
     own = hits.variant_cosines([r.position for r in results])
     for i in range(3):
-        np.testing.assert_allclose(column(model, 5 + i, COLUMNS.SortRole), own[:, i])
-        assert column(model, 5 + i) == [
+        np.testing.assert_allclose(
+            column(model, COLUMNS.FIRST_VARIANT + i, COLUMNS.SortRole), own[:, i]
+        )
+        assert column(model, COLUMNS.FIRST_VARIANT + i) == [
             f"{cos:.4f} → {MODEL.score(cos):.4f}" for cos in own[:, i].tolist()
         ]
-    model.sort(6, Qt.SortOrder.DescendingOrder)  # by puppy's own cosine
-    assert column(model, 6, COLUMNS.SortRole) == sorted(own[:, 1].tolist(), reverse=True)
+    model.sort(COLUMNS.FIRST_VARIANT + 1, Qt.SortOrder.DescendingOrder)  # by puppy's own cosine
+    assert column(model, COLUMNS.FIRST_VARIANT + 1, COLUMNS.SortRole) == sorted(
+        own[:, 1].tolist(), reverse=True
+    )
 
 
 def test_sorting_keeps_persistent_indexes_on_their_results(panel):

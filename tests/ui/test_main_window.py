@@ -81,11 +81,13 @@ def test_hide_below_is_exact_over_the_whole_library_and_the_count_is_true(
         float(calibrated_score(first.raw, cal.temperature, cal.centre))
     )
     listed = [v.text for v in hits.listed]
-    assert table.columnCount() == 5 + len(listed)
+    assert table.columnCount() == table.FIRST_VARIANT + len(listed)
     own = hits.variant_cosines([first.position])[0]
     row = next(r for r in range(table.rowCount()) if table.results()[r] == first)
     for i in range(len(listed)):
-        assert table.index(row, 5 + i).data(table.SortRole) == pytest.approx(float(own[i]))
+        assert table.index(row, table.FIRST_VARIANT + i).data(table.SortRole) == pytest.approx(
+            float(own[i])
+        )
 
 
 def test_the_aggregate_choice_searches_again_and_is_remembered(
