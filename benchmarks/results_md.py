@@ -225,6 +225,10 @@ def quality_summary(quality: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Written by benchmarks/pg_scale.py --write-results; a full run.py keeps it (keep_section).
+PG_SCALE_HEADING = (
+    "## Shared library at scale: PostgreSQL + pgvector vs SQLite + hnswlib (issue 15)"
+)
 QUALITY_HEADING = "## Quality and retrieval on a simulated library (issue 11)"
 
 
@@ -273,3 +277,17 @@ def _quality_targets(quality: dict[str, Any]) -> list[str]:
             met = "met" if passes(value) else "**missed**"
             lines.append(f"- target {key} {target}: {_fmt(value)} {unit} ({met})")
     return [*lines, ""] if lines else []
+
+
+def keep_section(old: str, new: str, heading: str) -> str:
+    """`new` with the section under `heading` carried over from `old` (written by another
+    script, e.g. pg_scale.py), placed before "## All figures"."""
+    start = old.find(heading)
+    if start < 0 or heading in new:
+        return new
+    end = old.find("\n## ", start + len(heading))
+    block = old[start:] if end < 0 else old[start : end + 1]
+    anchor = "## All figures"
+    if anchor in new:
+        return new.replace(anchor, block.rstrip("\n") + "\n\n" + anchor, 1)
+    return new.rstrip("\n") + "\n\n" + block

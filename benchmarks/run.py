@@ -582,7 +582,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick and not args.only:
         import results_md
 
-        (HERE / "RESULTS.md").write_text(results_md.render(results, meta), encoding="utf-8")
+        path = HERE / "RESULTS.md"
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        text = results_md.keep_section(
+            old, results_md.render(results, meta), results_md.PG_SCALE_HEADING
+        )
+        path.write_text(text, encoding="utf-8")
         print(f"wrote {HERE / 'RESULTS.md'}")
     elif not args.quick and args.only == ["quality"]:
         import results_md

@@ -1,7 +1,7 @@
 """Render the real main window with search results and save it as a PNG.
 
     python scripts/screenshot.py [--model FOLDER_OR_HUB_ID] [--size 1280x800] [--debug-panel]
-                                 [--out docs/screenshot.png]
+                                 [--query TEXT | --similar N] [--out docs/screenshot.png]
 
 Offscreen by default; under an X server (`QT_QPA_PLATFORM=xcb DISPLAY=:99`, e.g. Xvfb) it is
 the window a person sees. Without --model it builds the tests' tiny random SigLIP, so the
@@ -78,6 +78,10 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--debug-panel", action="store_true", help="open View › Debug scores")
+    parser.add_argument("--query", default=QUERY, help=f"what to search (default {QUERY!r})")
+    parser.add_argument(
+        "--similar", type=int, metavar="N", help="Find similar on the N-th photo instead"
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -119,8 +123,12 @@ def main() -> int:
     wait_for(window.model_loaded, "the model")
     window.start_indexing([str(photos)])
     wait_for(window.library.idle, "indexing")
-    window.results_panel.search_box.setText(QUERY)
-    window.run_search()
+    if args.similar is not None:
+        item = window.grid_model.item(args.similar)
+        window.results_panel.find_similar(item.image_id, item.path)
+    else:
+        window.results_panel.search_box.setText(args.query)
+        window.run_search()
     wait_for(window.search_done, "results")
     if args.debug_panel:
         window.debug_dock.show()

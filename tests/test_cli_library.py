@@ -12,7 +12,7 @@ from gallery_app.core.settings_store import UserSettings, save_settings
 
 
 def test_index_without_a_folder_rescans_every_folder(
-    tiny_model_dir: Path, make_images, tmp_path, capsys
+    tiny_model_dir: Path, make_images, tmp_path, capsys, library_backend
 ):
     first = make_images(2, folder="a")[0].parent
     second = make_images(2, folder="b", start=10)[0].parent

@@ -157,7 +157,13 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     from gallery_app.core.library import Library
 
     encoder = open_encoder(args)
-    library = Library(data_dir(args), encoder.model_id, encoder.dim, read_only=not writer)
+    library = Library(
+        data_dir(args),
+        encoder.model_id,
+        encoder.dim,
+        read_only=not writer,
+        location=getattr(args, "library", None),
+    )
     for warning in library.warnings:
         log.warning("%s", warning)
     if library.repair.changed and not library.repair.rebuilt and writer:
@@ -165,21 +171,34 @@ def open_encoder_and_library(args: argparse.Namespace, *, writer: bool) -> tuple
     return encoder, library
 
 
+def open_library_at(
+    args: argparse.Namespace, location: str, model_id: str, dim: int, *, writer: bool
+) -> Any:
+    """The library of `model_id` at `location` (a postgresql:// URL or a folder), with no
+    encoder: `library copy` moves vectors, it never encodes."""
+    from gallery_app.core.library import Library
+
+    library = Library(data_dir(args), model_id, dim, read_only=not writer, location=location)
+    for warning in library.warnings:
+        log.warning("%s", warning)
+    return library
+
+
 def open_library_of_model(args: argparse.Namespace, *, writer: bool) -> Any:
     """The library of --model without loading the model (its catalog knows the vector size),
     for commands that only read or edit what the catalog holds (`marks`)."""
-    from gallery_app.core.catalog import stored_dim
     from gallery_app.core.embeddings import resolve_model_id
-    from gallery_app.core.library import Library, library_folder
+    from gallery_app.core.library import Library, library_dim
 
     model_id, folder = resolve_model_id(args.model), data_dir(args)
-    dim = stored_dim(library_folder(folder, model_id) / "catalog.sqlite")
+    location = getattr(args, "library", None)  # --library, else $GALLERY_APP_LIBRARY
+    dim = library_dim(folder, model_id, location)
     if dim is None:
         raise ConfigError(
             f"There is no library for the model {model_id} in {folder} yet: index a folder "
             "first (`gallery-app index FOLDER`)."
         )
-    return Library(folder, model_id, dim, read_only=not writer)
+    return Library(folder, model_id, dim, read_only=not writer, location=location)
 
 
 def indexed_files_per_library(args: argparse.Namespace) -> Iterator[list[tuple[str, int]]]:

@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gallery_app.cli import cache, debug_scores, evaluate, index, marks, models, search, tune
+from gallery_app.cli import (
+    cache,
+    debug_scores,
+    evaluate,
+    index,
+    library,
+    marks,
+    models,
+    search,
+    tune,
+)
 from gallery_app.cli.common import (
     configure_output,
     configure_streams,
@@ -25,7 +35,7 @@ from gallery_app.cli.gui import run_gui
 from gallery_app.core.errors import GalleryError
 
 # In the order `gallery-app --help` lists them.
-COMMAND_GROUPS = (index, search, debug_scores, tune, marks, evaluate, cache, models)
+COMMAND_GROUPS = (index, search, debug_scores, tune, marks, evaluate, cache, library, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="where libraries and thumbnails live (env GALLERY_APP_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--library",
+        metavar="URL_OR_DIR",
+        help="where the libraries live: a postgresql:// URL (a shared library; password from "
+        "PGPASSWORD or ~/.pgpass) or a folder (env GALLERY_APP_LIBRARY; default: the data dir)",
     )
     parser.add_argument(
         "--prompt-template",

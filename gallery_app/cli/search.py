@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from gallery_app.cli import similar
 from gallery_app.cli.common import (
     add_centre_argument,
     argv_text,
@@ -26,7 +27,7 @@ def register(commands: Any) -> None:
         description="Exact over the whole library: --top-k K gives the K best photos, "
         "--min-score S every photo scoring at least S (with both, the K best of those).",
     )
-    search.add_argument("query", metavar="QUERY")
+    search.add_argument("query", metavar="QUERY", nargs="?")
     search.add_argument(
         "--top-k",
         type=positive_int,
@@ -69,6 +70,7 @@ def register(commands: Any) -> None:
     )
     add_centre_argument(search, "override the preset's c: the raw cosine that scores 0.5")
     search.add_argument("--json", action="store_true", help="print JSON")
+    similar.add_arguments(search)  # --image, --not
 
     search.set_defaults(handler=run_search)
 
@@ -77,6 +79,11 @@ def run_search(args: argparse.Namespace) -> int:
     from gallery_app.core.calibrate import preset_calibration
     from gallery_app.core.search import DEFAULT_TOP_K, Searcher
 
+    # --min-score alone is uncapped: every photo at or above it. Neither: the default top-k.
+    top_k = args.top_k if args.top_k is not None or args.min_score is not None else DEFAULT_TOP_K
+    similar.check_usage(args)
+    if args.image is not None:
+        return similar.run_image_search(args, top_k)
     custom = None
     if args.preset == "custom":  # read before the model loads: a missing preset fails fast
         from gallery_app.core.settings_store import load_settings
@@ -88,16 +95,15 @@ def run_search(args: argparse.Namespace) -> int:
     encoder, library = open_encoder_and_library(args, writer=False)
     calibration = preset_calibration(args.preset, encoder.logit_scale, encoder.logit_bias, custom)
     calibration = calibration.with_overrides(args.temperature, args.centre)
-    # --min-score alone is uncapped: every photo at or above it. Neither: the default top-k.
-    top_k = args.top_k if args.top_k is not None or args.min_score is not None else DEFAULT_TOP_K
     with library:
         searcher = Searcher(library, encoder, expander)
-        hits = searcher.search(
+        hits = searcher.search_query(  # "beach -people": parts, each scored, combined
             query,
             top_k=None if args.min_score is not None else top_k,
             expand=not args.no_expand,
             aggregate=args.aggregate,
             broader=args.broader,
+            exclude=similar.exclusions(args),
         )
         results = hits.rank(calibration, top_k=top_k, min_score=args.min_score)
         empty_library = library.catalog.count() == 0
@@ -113,6 +119,7 @@ def run_search(args: argparse.Namespace) -> int:
                     "centre": calibration.centre,
                     "min_score": args.min_score,
                     "top_k": top_k,
+                    **similar.query_parts_json(hits, _variant_json),
                     "variants": [_variant_json(v) for v in in_variants],
                     "broader": [_variant_json(v) for v in hits.broader]
                     if hits.aggregate == "ensemble"
@@ -125,6 +132,7 @@ def run_search(args: argparse.Namespace) -> int:
                             "variant": r.variant,
                             "prompt": r.prompt,
                             "weight": r.weight,
+                            **similar.result_parts_json(r),
                         }
                         for r in results
                     ],
@@ -146,6 +154,9 @@ def run_search(args: argparse.Namespace) -> int:
             f"c={calibration.centre:.4f}), {how} {len(in_variants)} variant(s): {listed}{extra}"
         )
     )
+    combined = similar.parts_line(hits)
+    if combined is not None:
+        print(printable(combined))
     if empty_library:
         print("The library is empty: run `gallery-app index FOLDER` first.", file=sys.stderr)
         return 0

@@ -98,6 +98,28 @@ def preset_calibration(
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
 
 
+# --- Image-to-image: the scale of "find similar" ------------------------------------------
+
+# SigLIP's logit_scale and logit_bias were trained on image-text pairs only: nothing in the
+# checkpoint says what an image-image cosine means, and those sit much higher than text-image
+# ones (near-duplicates ~0.95 and up, two photos of the same subject ~0.6-0.8, unrelated
+# photos lower still: ranges for SigLIP given in issue 13, not measured on this machine,
+# which has no real weights). So an image query has a fixed scale of its own: c = 0.7, the
+# middle of the same-subject band, scores 0.5; T = 15 makes a near-duplicate (0.95) 0.98, a
+# clear same-subject photo (0.8) 0.82, the band's low end (0.6) 0.18 and an unrelated photo
+# (0.4) 0.01. It is a reading of the cosine in bands, not a probability the model learnt;
+# the window's Sharpness (T) and the presets are the text scale and do not apply to it.
+IMAGE_TEMPERATURE = 15.0
+IMAGE_CENTRE = 0.7
+IMAGE_PRESET = "image"
+
+
+def image_calibration() -> Calibration:
+    """The one place an image query's cosine becomes a score (search.Searcher.search_image,
+    the window and `search --image` all come here): sigmoid(15 x (cos - 0.7))."""
+    return Calibration(IMAGE_PRESET, IMAGE_TEMPERATURE, IMAGE_CENTRE)
+
+
 # --- Recommendation from the library's score distribution --------------------------------
 
 # In an everyday library a concept matches a small share of the photos: the best 1% for a

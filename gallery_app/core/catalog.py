@@ -993,6 +993,17 @@ class Catalog:
         except (DiskFull, LibraryInUse) as exc:  # a search must not fail for its cache
             log.info("text vectors not cached: %s", exc)
 
+    @_guarded
+    def text_cache_items(self) -> list[tuple[str, npt.NDArray[np.float32]]]:
+        """Every cached (prompt, text vector), for `library copy`."""
+        with self._lock:
+            rows = self.db.execute("SELECT prompt FROM text_cache ORDER BY prompt").fetchall()
+        prompts = [str(p) for (p,) in rows]
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for start in range(0, len(prompts), 500):
+            found.update(self.cached_text_vectors(prompts[start : start + 500]))
+        return [(p, found[p]) for p in prompts if p in found]
+
 
 def stored_dim(path: Path) -> int | None:
     """The vector size of an existing catalog, or None when there is none or it cannot be

@@ -38,6 +38,10 @@ class LibraryInUse(GalleryError):
     """Another process is writing to the library (or holds a lock on its catalog)."""
 
 
+class LibraryUnreachable(GalleryError):
+    """The library's database server cannot be reached (refused, dropped, timed out)."""
+
+
 class DiskFull(GalleryError):
     """A write failed for lack of space (ENOSPC, SQLITE_FULL); what was committed is intact."""
 
@@ -52,6 +56,10 @@ class NonFiniteVectors(ModelUnavailable):
     def __init__(self, message: str, bad_rows: tuple[int, ...] = ()) -> None:
         super().__init__(message)
         self.bad_rows = bad_rows
+
+
+class QueryImageError(GalleryError):
+    """A photo given as a query (find similar, `search --image`) cannot be read or decoded."""
 
 
 class StorageError(GalleryError):

@@ -17,10 +17,11 @@ from gallery_app.core.calibrate import (
     CalibrationFit,
     fit_calibration,
 )
-from gallery_app.core.catalog import Catalog, Mark
+from gallery_app.core.catalog import Mark
 from gallery_app.core.errors import CalibrationError
 from gallery_app.core.probes import ImageVectors
 from gallery_app.core.search import ENSEMBLE, Searcher, SearchHits, hits_from_vectors
+from gallery_app.core.store import CatalogStore
 
 # Judgements all taken from this far up their query's ranking see only the top: the photos
 # below, which a fit needs to place the centre, were never looked at. The fit is then held
@@ -202,7 +203,7 @@ def fit_feedback(
     )
 
 
-def marked_images(catalog: Catalog, marks: Sequence[Mark]) -> tuple[ImageVectors, list[Mark]]:
+def marked_images(catalog: CatalogStore, marks: Sequence[Mark]) -> tuple[ImageVectors, list[Mark]]:
     """The stored vectors of the marked photos (what the search scores), and the marks whose
     photo has none any more (its file failed to read when it was last indexed)."""
     ids, vectors = catalog.vectors(ids=sorted({m.image_id for m in marks}))

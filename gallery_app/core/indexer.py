@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -160,6 +161,19 @@ class Indexer:
         roots = [_existing_folder(f) for f in folders]  # all checked before anything changes
         report = IndexReport()
         jobs: list[_Job] = []
+        with ExitStack() as held:
+            return self._index(roots, report, jobs, held, progress, cancel, started)
+
+    def _index(
+        self,
+        roots: list[str],
+        report: IndexReport,
+        jobs: list[_Job],
+        held: ExitStack,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        started: float,
+    ) -> IndexReport:
         leftovers = self.journal.leftovers()
         skip = self._own_folders()
         for root in roots:
@@ -167,6 +181,8 @@ class Indexer:
                 report.failed.append(Failure(root, _OWN_FOLDER))
                 continue
             folder = self.library.catalog.add_folder(root)
+            # Held to the end of the run (a shared library: other clients index other folders).
+            held.enter_context(self.library.folder_lock(folder.path))
             known = {
                 path: state
                 for path, state in self.library.catalog.files_in_folder(folder.id).items()

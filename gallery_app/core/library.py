@@ -6,14 +6,25 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gallery_app.core.catalog import Catalog, read_identity
+from gallery_app.core.catalog import Catalog, read_identity, stored_dim
 from gallery_app.core.errors import GalleryError, NotRegularFile
 from gallery_app.core.imaging import ThumbnailCache
 from gallery_app.core.index import IndexState, VectorIndex
 from gallery_app.core.locking import WriterLock
+from gallery_app.core.pg_catalog import (
+    LIBRARY_ENV,
+    PgCandidates,
+    PgCatalog,
+    is_postgres_url,
+    pg_known_libraries,
+    read_pg_identity,
+)
+from gallery_app.core.store import CandidateIndex, CatalogStore
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +58,32 @@ def library_folder(data_dir: Path, model_id: str) -> Path:
     return data_dir / "libraries" / f"{tail}-{digest}"
 
 
-def known_libraries(data_dir: Path) -> list[tuple[str, int]]:
-    """(model id, dim) of every library under data_dir whose catalog can be read."""
+def library_location(location: str | os.PathLike[str] | None = None) -> str | None:
+    """Where the libraries live: a postgresql:// URL, a folder (its libraries/ hold the SQLite
+    catalogs) or None (the data folder). Given (--library), else $GALLERY_APP_LIBRARY."""
+    if location is None:
+        location = os.environ.get(LIBRARY_ENV) or None
+    return None if location is None else os.fspath(location)
+
+
+def library_dim(data_dir: Path, model_id: str, location: str | None = None) -> int | None:
+    """The vector size of this model's existing library, None when there is none yet."""
+    where = library_location(location)
+    if is_postgres_url(where):
+        assert where is not None
+        identity = read_pg_identity(where, model_id)
+        return None if identity is None else identity[1]
+    root = data_dir if where is None else Path(where)
+    return stored_dim(library_folder(root, model_id) / "catalog.sqlite")
+
+
+def known_libraries(data_dir: Path | str) -> list[tuple[str, int]]:
+    """(model id, dim) of every library under data_dir whose catalog can be read (or, given
+    a postgresql:// URL, of every library in that database)."""
+    if is_postgres_url(data_dir):
+        assert isinstance(data_dir, str)
+        return pg_known_libraries(data_dir)
+    data_dir = Path(data_dir)
     found = []
     for catalog in sorted((data_dir / "libraries").glob("*/catalog.sqlite")):
         try:
@@ -73,28 +108,58 @@ class RepairReport:
 class Library:
     """Catalog (truth) + index (speed), kept in agreement: the index is repaired on open.
 
-    One process writes to a library at a time (a `WriterLock`; a second writer gets
+    Where the catalog lives is `location` (see library_location): SQLite + hnswlib files in
+    the data folder by default, or a PostgreSQL database shared by several clients (then the
+    server keeps the HNSW index, and writers lock folders, not the library: `folder_lock`).
+    Thumbnails and the decode journal stay in this machine's data folder either way.
+
+    On SQLite one process writes to a library at a time (a `WriterLock`; a second writer gets
     `LibraryInUse`). read_only=True is how every reading command opens it (search, tune,
     debug-scores): no writer lock, so readers never keep an indexer out or each other; it
     sees what the writer has committed (SQLite's WAL), changes nothing on disk, and repairs or
     rebuilds the index in memory only. A library not created yet reads as empty.
     """
 
-    def __init__(self, data_dir: Path, model_id: str, dim: int, read_only: bool = False) -> None:
+    catalog: CatalogStore
+    index: CandidateIndex
+
+    def __init__(
+        self,
+        data_dir: Path,
+        model_id: str,
+        dim: int,
+        read_only: bool = False,
+        location: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.model_id = model_id
         self.dim = dim
         self.read_only = read_only
-        self.folder = library_folder(data_dir, model_id)
+        self.location = library_location(location)
+        self.shared = is_postgres_url(self.location)
+        # The SQLite files, or (PostgreSQL) this client's own state: the decode journal.
+        root = data_dir if self.location is None or self.shared else Path(self.location)
+        self.folder = library_folder(root, model_id)
         self.index_path = self.folder / "vectors.hnsw"
         self.thumbnails = ThumbnailCache(data_dir / "thumbnails")
+        self._hnsw: VectorIndex | None = None
+        self._writer: WriterLock | None = None
+        if self.shared:
+            assert self.location is not None
+            pg = PgCatalog(self.location, model_id, dim, read_only)
+            self.catalog, self.index = pg, PgCandidates(pg)
+            self.repair = RepairReport(False, 0, 0)
+            return
         self._writer = WriterLock(self.folder / "library.lock", str(self.folder))
         if not read_only:
             self._writer.acquire()
         try:
-            self.catalog = Catalog(self.folder / "catalog.sqlite", model_id, dim, read_only)
+            self.catalog = self._sqlite = Catalog(
+                self.folder / "catalog.sqlite", model_id, dim, read_only
+            )
             try:
-                self.index, self.repair = self._open_index()
+                self._hnsw, self.repair = self._open_index()
+                self.index = self._hnsw
             except BaseException:
                 self.catalog.close()
                 raise
@@ -103,13 +168,31 @@ class Library:
             raise
 
     @property
+    def where(self) -> str:
+        """Where the catalog lives, for the user (a database address has no password)."""
+        return str(self.catalog.path)
+
+    @contextmanager
+    def folder_lock(self, folder: str) -> Iterator[None]:
+        """The right to index `folder` for the block. SQLite: the WriterLock taken on open
+        already covers the library. PostgreSQL: a per-folder lock on the server, so clients
+        index different folders at once (a second one on the same folder gets LibraryInUse)."""
+        if isinstance(self.catalog, PgCatalog) and not self.read_only:
+            with self.catalog.folder_lock(folder):
+                yield
+        else:
+            yield
+
+    @property
     def warnings(self) -> list[str]:
         """What happened on open that the user should hear about (index rebuilt, upgrade)."""
         notes = list(self.repair.warnings)
-        if self.catalog.migrated_from is not None:
+        if self.shared and self.catalog.migrated_from is not None:
+            notes.append(f"The library was upgraded from schema {self.catalog.migrated_from}.")
+        elif self.catalog.migrated_from is not None:
             notes.append(
                 f"The library was upgraded from schema {self.catalog.migrated_from}; the old "
-                f"catalog was kept as {self.catalog.backup_path}."
+                f"catalog was kept as {self._sqlite.backup_path}."
             )
         return notes
 
@@ -205,8 +288,8 @@ class Library:
 
     def save_index(self) -> None:
         """Persist the index (a writer's job; a read-only library keeps it in memory)."""
-        if not self.read_only:
-            self.index.save(self.index_path, self.catalog.generation)
+        if not self.read_only and self._hnsw is not None:
+            self._hnsw.save(self.index_path, self.catalog.generation)
 
     def remove_ids(self, ids: list[int]) -> None:
         """Remove images from catalog then index (the catalog commit is what counts)."""
@@ -218,7 +301,8 @@ class Library:
         try:
             self.catalog.close()
         finally:
-            self._writer.release()
+            if self._writer is not None:
+                self._writer.release()
 
     def __enter__(self) -> Library:
         return self

@@ -7,15 +7,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.calibrate import Calibration
-from gallery_app.core.expansion import Expander, Variant, pluralize
+from gallery_app.core.calibrate import Calibration, image_calibration
+from gallery_app.core.expansion import Dictionary, Expander, Variant, pluralize
 from gallery_app.core.indexer import CancelToken, Progress, ProgressCallback
 from gallery_app.core.library import Library
+from gallery_app.core.query import AND, NOT, ParsedQuery, QueryPart, parse_query
 from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosines, vector_store
 
 DEFAULT_TOP_K = 20
@@ -34,6 +35,10 @@ MAX = "max"  # the best weight x score over the variants: an OR, which can only 
 AGGREGATES = (ENSEMBLE, MAX)
 # Variant kinds: the query as typed, its synonyms (both go into the ensemble), broader terms.
 QUERY, SYNONYM, BROADER = "query", "synonym", "broader"
+IMAGE = "image"  # the one column of an image query (find similar): no prompt, no text scale
+
+if TYPE_CHECKING:
+    from gallery_app.core.similar import ImageQuery
 
 
 class TextEncoder(Protocol):
@@ -119,6 +124,19 @@ class SearchResult:
     prompt: str | None  # None for the ensemble, which has no single prompt
     weight: float
     position: int = -1  # row in SearchHits (for SearchHits.variant_cosines)
+    parts: tuple[PartScore, ...] = ()  # a query of parts: each part's own cosine and score
+
+
+@dataclass(frozen=True)
+class PartScore:
+    """One part of a query ("beach", "not people") for one photo: the part's raw cosine (its
+    ensemble's, or its winning column's) and its calibrated score P, which `CombinedHits`
+    multiplies (P, or 1 - P for a "not" part) into the photo's score."""
+
+    text: str
+    kind: str  # query.AND or query.NOT
+    raw: float
+    score: float
 
 
 class CosineSource(Protocol):
@@ -146,6 +164,14 @@ class SearchHits:
     members: tuple[PromptVariant, ...] = ()
     per_variant: CosineSource | None = None  # own cosines of `listed`, by position
     complete: bool = True  # every photo of the library is here (not only top-k candidates)
+    # Hits on a scale of their own (an image query: calibrate.image_calibration) carry it, and
+    # rank with it whatever text calibration is given; None: the text calibration given.
+    own_calibration: Calibration | None = None
+
+    def calibration_for(self, text_calibration: Calibration) -> Calibration:
+        """The calibration these hits are ranked with when the window's (or the command's)
+        text calibration is `text_calibration`."""
+        return self.own_calibration or text_calibration
 
     @property
     def listed(self) -> tuple[PromptVariant, ...]:
@@ -172,6 +198,22 @@ class SearchHits:
             raise ValueError("these hits carry no per-variant cosines")
         return self.per_variant(where)
 
+    def column_scores(
+        self, calibration: Calibration
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.intp]]:
+        """Per photo: its score (the best weight x calibrated score over the columns), the
+        winning column's cosine, and which column won."""
+        calibration = self.calibration_for(calibration)
+        weights = np.array([v.weight for v in self.variants], dtype=np.float64)
+        weighted = calibration.score(self.raw) * weights[None, :]
+        # The winner is the best weight x score; among columns tied there (a saturated
+        # sigmoid), the one with the highest cosine. That keeps the top k of each column a
+        # superset of the top k overall (see _top_rows), ties included.
+        tied = weighted == weighted.max(axis=1, keepdims=True)
+        best = np.argmax(np.where(tied, self.raw, -np.inf), axis=1)
+        rows = np.arange(len(self.image_ids))
+        return weighted[rows, best], self.raw[rows, best], best
+
     def rank(
         self,
         calibration: Calibration,
@@ -182,30 +224,9 @@ class SearchHits:
         a score >= min_score; exact over the photos these hits hold."""
         if len(self.image_ids) == 0 or not self.variants:
             return []
-        weights = np.array([v.weight for v in self.variants], dtype=np.float64)
-        weighted = calibration.score(self.raw) * weights[None, :]
-        # The winner is the best weight x score; among columns tied there (a saturated
-        # sigmoid), the one with the highest cosine. That keeps the top k of each column a
-        # superset of the top k overall (see _top_rows), ties included.
-        tied = weighted == weighted.max(axis=1, keepdims=True)
-        best = np.argmax(np.where(tied, self.raw, -np.inf), axis=1)
-        rows = np.arange(len(self.image_ids))
-        score = weighted[rows, best]
-        raw = self.raw[rows, best]
-        candidates = rows
-        if min_score is not None:
-            candidates = candidates[score[candidates] >= min_score]
-        if top_k is not None and top_k < len(candidates):
-            # Everything tied with the k-th score stays in, so the tie order below decides.
-            kth = np.partition(-score[candidates], top_k - 1)[top_k - 1]
-            candidates = candidates[-score[candidates] <= kth]
-        order = candidates[
-            np.lexsort((self.image_ids[candidates], -raw[candidates], -score[candidates]))
-        ]
-        if top_k is not None:
-            order = order[:top_k]
+        score, raw, best = self.column_scores(calibration)
         results = []
-        for i in order.tolist():
+        for i in ranked_rows(score, raw, self.image_ids, top_k, min_score).tolist():
             variant = self.variants[best[i]]
             results.append(
                 SearchResult(
@@ -220,6 +241,159 @@ class SearchHits:
                 )
             )
         return results
+
+
+def ranked_rows(
+    score: npt.NDArray[np.float64],
+    raw: npt.NDArray[np.floating],
+    image_ids: npt.NDArray[np.int64],
+    top_k: int | None,
+    min_score: float | None,
+) -> npt.NDArray[np.intp]:
+    """Rows by score, ties by higher raw then lower image id: at most top_k, each with a
+    score >= min_score. The one ranking rule of every search (one query, parts, an image)."""
+    candidates = np.arange(len(score))
+    if min_score is not None:
+        candidates = candidates[score[candidates] >= min_score]
+    if top_k is not None and top_k < len(candidates):
+        # Everything tied with the k-th score stays in, so the tie order below decides.
+        kth = np.partition(-score[candidates], top_k - 1)[top_k - 1]
+        candidates = candidates[-score[candidates] <= kth]
+    order = candidates[np.lexsort((image_ids[candidates], -raw[candidates], -score[candidates]))]
+    if top_k is not None:
+        order = order[:top_k]
+    return order.astype(np.intp)
+
+
+# --- Queries of parts: "beach -people", "beach and dog" (grammar: core/query.py) ----------
+
+
+@dataclass(frozen=True, eq=False)
+class CombinedHits:
+    """A query of several parts, each searched as one query (expansion, ensemble), over the
+    same photos in the same order (one snapshot), and combined as probabilities:
+
+        score = product over "and" parts of P(part) x product over "not" parts of (1 - P(part))
+
+    with P a part's calibrated score (the text calibration), never by subtracting cosines.
+    Every part covers every photo (an exact scan), so the combined score is exact for every
+    photo and top_k / min_score apply to it. For what a panel lists (variants, per-variant
+    cosines) these hits read as their first "and" part (the first part when none is).
+    """
+
+    query: str
+    parts: tuple[QueryPart, ...]
+    part_hits: tuple[SearchHits, ...]
+    complete: bool = True
+    own_calibration: Calibration | None = None  # parts are text: always the text scale
+
+    def __post_init__(self) -> None:
+        if len(self.parts) != len(self.part_hits) or not self.parts:
+            raise ValueError("one SearchHits per part, at least one part")
+        first = self.part_hits[0].image_ids
+        if any(not np.array_equal(h.image_ids, first) for h in self.part_hits[1:]):
+            raise ValueError("every part must cover the same photos in the same order")
+
+    @property
+    def primary(self) -> SearchHits:
+        for part, hits in zip(self.parts, self.part_hits, strict=True):
+            if part.kind == AND:
+                return hits
+        return self.part_hits[0]
+
+    @property
+    def image_ids(self) -> npt.NDArray[np.int64]:
+        return self.part_hits[0].image_ids
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return self.part_hits[0].paths
+
+    @property
+    def aggregate(self) -> str:
+        return self.primary.aggregate
+
+    @property
+    def variants(self) -> tuple[PromptVariant, ...]:
+        return self.primary.variants
+
+    @property
+    def members(self) -> tuple[PromptVariant, ...]:
+        return self.primary.members
+
+    @property
+    def listed(self) -> tuple[PromptVariant, ...]:
+        return self.primary.listed
+
+    @property
+    def broader(self) -> tuple[PromptVariant, ...]:
+        return self.primary.broader
+
+    def variant_cosines(self, positions: npt.ArrayLike | None = None) -> npt.NDArray[np.float32]:
+        return self.primary.variant_cosines(positions)
+
+    def calibration_for(self, text_calibration: Calibration) -> Calibration:
+        return text_calibration
+
+    def part_scores(
+        self, calibration: Calibration
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+        """(P, raw) of every part for every photo, shape (n_photos, n_parts), and the
+        combined score of every photo, shape (n_photos,)."""
+        count = len(self.image_ids)
+        probability = np.empty((count, len(self.parts)), np.float64)
+        raw = np.empty((count, len(self.parts)), np.float32)
+        for column, hits in enumerate(self.part_hits):
+            if count and hits.variants:
+                probability[:, column], raw[:, column], _ = hits.column_scores(calibration)
+            else:  # a part with nothing to search (no words) scores nothing
+                probability[:, column], raw[:, column] = 0.0, 0.0
+        combined = np.ones(count, np.float64)
+        for column, part in enumerate(self.parts):
+            p = probability[:, column]
+            combined *= (1.0 - p) if part.kind == NOT else p
+        return probability, raw, combined
+
+    def rank(
+        self,
+        calibration: Calibration,
+        top_k: int | None = DEFAULT_TOP_K,
+        min_score: float | None = None,
+    ) -> list[SearchResult]:
+        """Results by combined score (ties: the first "and" part's higher raw, then lower
+        image id), at most top_k, each with a combined score >= min_score; exact."""
+        if len(self.image_ids) == 0:
+            return []
+        probability, raw, combined = self.part_scores(calibration)
+        primary = self.primary
+        lead = self.part_hits.index(primary)
+        if primary.variants:
+            _, _, best = primary.column_scores(calibration)
+        else:
+            best = np.zeros(len(self.image_ids), np.intp)
+        results = []
+        for i in ranked_rows(combined, raw[:, lead], self.image_ids, top_k, min_score).tolist():
+            variant = primary.variants[best[i]] if primary.variants else ENSEMBLE_COLUMN
+            results.append(
+                SearchResult(
+                    image_id=int(self.image_ids[i]),
+                    path=self.paths[i],
+                    score=float(combined[i]),
+                    raw=float(raw[i, lead]),
+                    variant=variant.text,
+                    prompt=variant.prompt,
+                    weight=variant.weight,
+                    position=i,
+                    parts=tuple(
+                        PartScore(part.text, part.kind, float(raw[i, j]), float(probability[i, j]))
+                        for j, part in enumerate(self.parts)
+                    ),
+                )
+            )
+        return results
+
+
+AnyHits = SearchHits | CombinedHits
 
 
 ENSEMBLE_COLUMN = PromptVariant(ENSEMBLE, None, 1.0, None, ENSEMBLE)
@@ -321,6 +495,12 @@ class Searcher:
         # Searches waiting for the encoder; dictionary precompute yields to them between batches.
         self._foreground = 0
         self._foreground_done = threading.Condition()
+        self._phrases = _PhraseTest(self.expander.dictionary)
+
+    def parse(self, query: str) -> ParsedQuery:
+        """The query's parts ("beach -people": beach, not people); a dictionary phrase keeps
+        its "and" ("salt and pepper"). See core/query.py for the grammar."""
+        return parse_query(query, self._phrases, self._phrases.longest)
 
     def variants(
         self, query: str, expand: bool = True, broader: bool = False
@@ -355,10 +535,114 @@ class Searcher:
         every prompt is cached already it yields only the expanded hits. The last hits
         yielded are the complete answer. Run it off the GUI thread: each step may encode.
         """
+        for hits, _final in self.search_progressive_steps(query, top_k, expand, aggregate, broader):
+            yield hits
+
+    def search_query(
+        self,
+        query: str,
+        top_k: int | None = DEFAULT_TOP_K,
+        expand: bool = True,
+        aggregate: str = ENSEMBLE,
+        broader: bool = False,
+        exclude: Sequence[str] = (),
+    ) -> AnyHits:
+        """A query as typed, parts and all: one part is `search` itself (same hits, same
+        scores); several are one CombinedHits, every part over every photo (top_k is then
+        irrelevant: a combined score is only exact over all of them). `exclude` adds parts
+        that must not be there (the command line's --not)."""
+        return list(self.search_steps(query, top_k, expand, aggregate, broader, exclude))[-1][0]
+
+    def search_steps(
+        self,
+        query: str,
+        top_k: int | None = DEFAULT_TOP_K,
+        expand: bool = True,
+        aggregate: str = ENSEMBLE,
+        broader: bool = False,
+        exclude: Sequence[str] = (),
+        progressive: bool = False,
+    ) -> Iterator[tuple[AnyHits, bool]]:
+        """(hits, final) of `search_query`; with progressive, first the parts as typed while
+        their synonyms still need the model (as `search_progressive` does for one query)."""
+        parsed = self.parse(query)
+        if exclude:
+            extra = tuple(QueryPart(" ".join(t.split()), NOT) for t in exclude if t.strip())
+            parsed = ParsedQuery(parsed.query, parsed.parts + extra)
+        if not parsed.parts:
+            yield self._search(query, (), top_k, aggregate), True
+            return
+        if parsed.plain:
+            text = parsed.parts[0].text
+            if not progressive:
+                yield self.search(text, top_k, expand, aggregate, broader), True
+                return
+            yield from self.search_progressive_steps(text, top_k, expand, aggregate, broader)
+            return
+        variants = [self.variants(part.text, expand, broader) for part in parsed.parts]
+        prompts = [_prompt(v) for part in variants for v in part]
+        if progressive and any(len(v) > 1 for v in variants) and not self.is_cached(prompts):
+            yield self._combined(parsed, [v[:1] for v in variants], aggregate), False
+        yield self._combined(parsed, variants, aggregate), True
+
+    def search_progressive_steps(
+        self,
+        query: str,
+        top_k: int | None = DEFAULT_TOP_K,
+        expand: bool = True,
+        aggregate: str = ENSEMBLE,
+        broader: bool = False,
+    ) -> Iterator[tuple[SearchHits, bool]]:
+        """search_progressive, each step saying whether it is the final one."""
         variants = self.variants(query, expand, broader)
         if len(variants) > 1 and not self.is_cached([_prompt(v) for v in variants]):
-            yield self._search(query, variants[:1], top_k, aggregate)
-        yield self._search(query, variants, top_k, aggregate)
+            yield self._search(query, variants[:1], top_k, aggregate), False
+        yield self._search(query, variants, top_k, aggregate), True
+
+    def _combined(
+        self,
+        parsed: ParsedQuery,
+        variants: Sequence[tuple[PromptVariant, ...]],
+        aggregate: str,
+    ) -> CombinedHits:
+        """Every part over one snapshot, its prompts encoded in one batch first."""
+        self.text_vectors([_prompt(v) for part in variants for v in part])
+        snapshot = vector_store(self.library.catalog).snapshot()
+        part_hits = tuple(
+            self._search(part.text, part_variants, None, aggregate, snapshot)
+            for part, part_variants in zip(parsed.parts, variants, strict=True)
+        )
+        return CombinedHits(parsed.query, parsed.parts, part_hits)
+
+    def search_image(self, query: ImageQuery, top_k: int | None = None) -> SearchHits:
+        """Photos like a photo: the cosine of each photo's vector with the query's, scored on
+        the image-to-image scale (calibrate.image_calibration, never the text calibration).
+        The query photo itself (its library ids) is left out: it would always come first at
+        cosine 1. Exact like a text search: every photo, or (top_k) the true top k."""
+        snapshot = vector_store(self.library.catalog).snapshot()
+        column = PromptVariant(query.label, None, 1.0, None, IMAGE)
+        calibration = image_calibration()
+        if len(snapshot) == 0:
+            nothing = np.zeros((0, 1), np.float32)
+            return SearchHits(
+                query.label, (column,), np.zeros(0, np.int64), (), nothing, MAX,
+                own_calibration=calibration,
+            )  # fmt: skip
+        vector = np.asarray(query.vector, dtype=np.float32)[None, :]
+        wanted = None if top_k is None else top_k + len(query.image_ids)
+        positions, raw, complete = self._scan(snapshot, vector, wanted)
+        keep = ~np.isin(snapshot.ids[positions], np.asarray(query.image_ids, dtype=np.int64))
+        positions, raw = positions[keep], raw[keep]
+        return SearchHits(
+            query.label,
+            (column,),
+            snapshot.ids[positions],
+            tuple(snapshot.paths[positions].tolist()),
+            raw,
+            MAX,
+            complete=complete,
+            own_calibration=calibration,
+        )
 
     def is_cached(self, prompts: Sequence[str]) -> bool:
         """True when every prompt's vector is in memory or in the persistent store."""
@@ -427,10 +711,12 @@ class Searcher:
         variants: tuple[PromptVariant, ...],
         top_k: int | None,
         aggregate: str,
+        snapshot: VectorSnapshot | None = None,
     ) -> SearchHits:
         if aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-        snapshot = vector_store(self.library.catalog).snapshot()
+        if snapshot is None:
+            snapshot = vector_store(self.library.catalog).snapshot()
         if not variants or len(snapshot) == 0:
             columns, members = columns_of(variants, aggregate) if variants else ((), ())
             nothing = np.zeros((0, len(columns)), np.float32)
@@ -439,17 +725,7 @@ class Searcher:
             )
         text = self.text_vectors([_prompt(v) for v in variants])
         columns, members, column_text = scored_columns(variants, text, aggregate)
-        complete = top_k is None or top_k >= len(snapshot)
-        if complete:
-            positions = np.arange(len(snapshot), dtype=np.intp)
-            raw = snapshot.cosines(column_text)
-        elif len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0:
-            scan = snapshot.cosines(column_text)
-            positions = _top_rows(scan, int(top_k or 0))
-            raw = scan[positions]
-        else:
-            positions = self._graph_candidates(snapshot, column_text, int(top_k or 0))
-            raw = snapshot.cosines(column_text, positions)
+        positions, raw, complete = self._scan(snapshot, column_text, top_k)
         return SearchHits(
             query,
             columns,
@@ -463,6 +739,22 @@ class Searcher:
             else None,
             complete,
         )
+
+    def _scan(
+        self, snapshot: VectorSnapshot, column_text: npt.NDArray[np.float32], top_k: int | None
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], bool]:
+        """(positions, their exact cosines, complete): every photo when top_k is None or
+        covers them all; else the rows holding each column's top k, from an exact scan up
+        to EXACT_SCAN_MAX photos and from the graph's candidates beyond."""
+        complete = top_k is None or top_k >= len(snapshot)
+        if complete:
+            return np.arange(len(snapshot), dtype=np.intp), snapshot.cosines(column_text), True
+        if len(snapshot) <= EXACT_SCAN_MAX or len(self.library.index) == 0:
+            scan = snapshot.cosines(column_text)
+            positions = _top_rows(scan, int(top_k or 0))
+            return positions, scan[positions], False
+        positions = self._graph_candidates(snapshot, column_text, int(top_k or 0))
+        return positions, snapshot.cosines(column_text, positions), False
 
     def _graph_candidates(
         self, snapshot: VectorSnapshot, column_text: npt.NDArray[np.float32], top_k: int
@@ -507,6 +799,20 @@ class Searcher:
             with self._foreground_done:
                 self._foreground -= 1
                 self._foreground_done.notify_all()
+
+
+class _PhraseTest:
+    """Is a run of words a phrase of the dictionary (a compound, a term, a synonym, or a
+    plural of one)? What keeps "salt and pepper" one part."""
+
+    def __init__(self, dictionary: Dictionary) -> None:
+        self.dictionary = dictionary
+        self.longest = max(
+            (len(m.split()) for e in dictionary.entries.values() for m in e.members), default=1
+        )
+
+    def __call__(self, phrase: str) -> bool:
+        return self.dictionary.lookup(phrase) is not None
 
 
 def _prompt(variant: PromptVariant) -> str:

@@ -17,7 +17,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from gallery_app.core.catalog import Catalog
+from gallery_app.core.store import CatalogStore
 
 # Up to this many photos a search scans every vector exactly; beyond it hnswlib proposes
 # candidates that are re-ranked exactly. Measured on the 2-core benchmark CPU with
@@ -114,7 +114,7 @@ def _is_identity(rows: npt.NDArray[np.intp]) -> bool:
 class VectorStore:
     """The catalog's image vectors as one in-memory matrix, kept current by generation."""
 
-    def __init__(self, catalog: Catalog, dtype: npt.DTypeLike = np.float32) -> None:
+    def __init__(self, catalog: CatalogStore, dtype: npt.DTypeLike = np.float32) -> None:
         storage = np.dtype(dtype)
         if storage not in STORAGE_DTYPES:
             raise ValueError(f"vector storage must be float32 or float16, not {storage}")
@@ -198,11 +198,11 @@ class VectorStore:
         return VectorSnapshot(generation, ids, rows, view, paths)
 
 
-_stores: weakref.WeakKeyDictionary[Catalog, VectorStore] = weakref.WeakKeyDictionary()
+_stores: weakref.WeakKeyDictionary[CatalogStore, VectorStore] = weakref.WeakKeyDictionary()
 _stores_lock = threading.Lock()
 
 
-def vector_store(catalog: Catalog) -> VectorStore:
+def vector_store(catalog: CatalogStore) -> VectorStore:
     """The one store per open catalog, shared by every searcher of that library."""
     with _stores_lock:
         store = _stores.get(catalog)

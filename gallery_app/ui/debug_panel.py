@@ -31,7 +31,12 @@ from PySide6.QtWidgets import (
 
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.diagnostics import diagnose, summarize
-from gallery_app.core.search import PromptVariant, SearchHits, SearchResult
+from gallery_app.core.search import (
+    AnyHits,
+    CombinedHits,
+    PromptVariant,
+    SearchResult,
+)
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -360,20 +365,20 @@ class DebugPanel(QWidget):
     # -- updating ---------------------------------------------------------------------------
 
     def show_search(
-        self, hits: SearchHits, results: Sequence[SearchResult], calibration: Calibration
+        self, hits: AnyHits, results: Sequence[SearchResult], calibration: Calibration
     ) -> None:
         """Show one search under one calibration; call again with new results to recalibrate."""
-        self._set_variants(hits.listed)
+        self._set_variants(_listed_variants(hits))
         listed = [variant.text for variant in hits.listed]
-        if results and len(listed) > 1:
+        parts = _part_columns(hits, results)
+        if parts is not None:
+            self._model.set_results(results, *parts)
+        elif results and len(listed) > 1:
             cosines = hits.variant_cosines([result.position for result in results])
             self._model.set_results(results, listed, cosines, calibration.score(cosines))
         else:
             self._model.set_results(results)
-        self._calibration_label.setText(
-            f"Query “{hits.query}” · preset {calibration.preset} · "
-            f"T = {calibration.temperature:.2f} · c = {calibration.centre:.4f}"
-        )
+        self._calibration_label.setText(_calibration_text(hits, calibration))
         raw = [result.raw for result in results]
         summary = summarize(raw)
         if summary.count == 0:
@@ -383,7 +388,11 @@ class DebugPanel(QWidget):
                 f"Raw cosine over {summary.count} results: min {summary.min:.4f} · "
                 f"mean {summary.mean:.4f} · max {summary.max:.4f} · std {summary.std:.4f}"
             )
-        self._set_warnings([diagnosis.message for diagnosis in diagnose(raw, calibration)])
+        # The diagnoses read text-image cosines; an image query's are photo to photo.
+        text_scale = hits.own_calibration is None
+        self._set_warnings(
+            [diagnosis.message for diagnosis in diagnose(raw, calibration)] if text_scale else []
+        )
 
     def add_section(self, widget: QWidget) -> None:
         """A panel of its own under the results table (resizable by the splitter)."""
@@ -472,3 +481,59 @@ class DebugPanel(QWidget):
         self._warnings = messages
         self._warnings_label.setText("\n\n".join(f"⚠ {message}" for message in messages))
         self._warnings_label.setVisible(bool(messages))
+
+
+# -- queries of parts and image queries (find similar) -------------------------------------
+
+
+def _calibration_text(hits: AnyHits, calibration: Calibration) -> str:
+    """The line over the table: the query, and the scale its scores are on."""
+    scale = f"T = {calibration.temperature:.2f} · c = {calibration.centre:.4f}"
+    if hits.own_calibration is not None:
+        return (
+            f"Image query “{hits.query}”: image-to-image scale (not the text preset; "
+            f"Sharpness does not apply) · {scale} · Raw cosine is photo to photo"
+        )
+    text = f"Query “{hits.query}” · preset {calibration.preset} · {scale}"
+    if isinstance(hits, CombinedHits):
+        factors = " × ".join(
+            f"(1 − P({part.text}))" if part.kind == "not" else f"P({part.text})"
+            for part in hits.parts
+        )
+        text += f" · Score = {factors}, each part on the text scale"
+    return text
+
+
+def _listed_variants(hits: AnyHits) -> tuple[PromptVariant, ...]:
+    """What the variants table lists: for a query of parts, every part's variants, each
+    sourced to its part."""
+    if hits.own_calibration is not None:  # find similar: one column, the photo's vector
+        return tuple(
+            PromptVariant(v.text, None, v.weight, "the query photo's image vector", v.kind)
+            for v in hits.listed
+        )
+    if not isinstance(hits, CombinedHits):
+        return hits.listed
+    out = []
+    for part, part_hits in zip(hits.parts, hits.part_hits, strict=True):
+        where = f"{'not' if part.kind == 'not' else 'and'} “{part.text}”"
+        for variant in part_hits.listed:
+            source = f"{where}: {variant.source}" if variant.source else f"{where}: as typed"
+            out.append(
+                PromptVariant(variant.text, variant.prompt, variant.weight, source, variant.kind)
+            )
+    return tuple(out)
+
+
+def _part_columns(
+    hits: AnyHits, results: Sequence[SearchResult]
+) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """For a query of parts, one column per part: its cosine → its score, beside the
+    combined Score; None for any other search."""
+    if not isinstance(hits, CombinedHits):
+        return None
+    names = [f"{p.text} (not)" if p.kind == "not" else p.text for p in hits.parts]
+    shape = (len(results), len(names))
+    cosines = np.array([[p.raw for p in r.parts] for r in results], np.float64).reshape(shape)
+    scores = np.array([[p.score for p in r.parts] for r in results], np.float64).reshape(shape)
+    return names, cosines, scores

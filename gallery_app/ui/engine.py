@@ -72,11 +72,10 @@ def open_library(
     """The library of `model_id` (read-only beside another writer) and what to tell the user.
 
     With dim None, only a library that already exists is opened (browsing needs no model)."""
-    from gallery_app.core.catalog import stored_dim
-    from gallery_app.core.library import Library, library_folder
+    from gallery_app.core.library import Library, library_dim
 
     if dim is None:
-        dim = stored_dim(library_folder(data_dir, model_id) / "catalog.sqlite")
+        dim = library_dim(data_dir, model_id)  # SQLite here, or GALLERY_APP_LIBRARY's server
         if dim is None:
             return None, []  # nothing indexed for this model yet
     notes: list[str] = []
@@ -226,13 +225,34 @@ class SearchTask(Task):
         self.aggregate = aggregate
 
     def work(self) -> None:
-        wanted = len(self.searcher.variants(self.query, self.expand))
-        for hits in self.searcher.search_progressive(
-            self.query, top_k=None, expand=self.expand, aggregate=self.aggregate
+        # A query of parts ("beach -people") is one CombinedHits, the parts as typed first.
+        for hits, final in self.searcher.search_steps(
+            self.query, top_k=None, expand=self.expand, aggregate=self.aggregate, progressive=True
         ):
             if self.cancelled:  # a newer search was asked for: skip the expensive next step
                 return
-            self.answered.emit(self.request_id, hits, len(hits.listed) == wanted)
+            self.answered.emit(self.request_id, hits, final)
+
+
+class ImageSearchTask(Task):
+    """Find similar: every photo by its cosine with a library photo (no model call), on the
+    image-to-image scale; answered once, complete."""
+
+    title = "Find similar"
+    answered = Signal(int, object, bool)  # request id, SearchHits, final (always True)
+
+    def __init__(self, searcher: Searcher, request_id: int, image_id: int) -> None:
+        super().__init__()
+        self.searcher = searcher
+        self.request_id = request_id
+        self.image_id = image_id
+
+    def work(self) -> None:
+        from gallery_app.core.similar import photo_query
+
+        query = photo_query(self.searcher.library, self.image_id)
+        if not self.cancelled:
+            self.answered.emit(self.request_id, self.searcher.search_image(query), True)
 
 
 class IndexTask(Task):

@@ -25,15 +25,16 @@ from gallery_app.core.feedback import (
 from gallery_app.ui.tasks import Task, TaskRunner
 
 if TYPE_CHECKING:
-    from gallery_app.core.catalog import Catalog, Mark
+    from gallery_app.core.catalog import Mark
     from gallery_app.core.library import Library
     from gallery_app.core.search import Searcher
+    from gallery_app.core.store import CatalogStore
     from gallery_app.ui.engine import Session
     from gallery_app.ui.main_window import MainWindow
     from gallery_app.ui.search_controller import SearchController
     from gallery_app.ui.settings import CalibrationState, Settings
 
-Change = Callable[["Catalog"], object]
+Change = Callable[["CatalogStore"], object]
 
 
 class MarksTask(Task):
@@ -186,7 +187,7 @@ class FeedbackController(QObject):
             self.problem.emit("Search first: a mark says a photo is (not) what a query asks for.")
             return
 
-        def change(catalog: Catalog) -> None:
+        def change(catalog: CatalogStore) -> None:
             for image_id in ids:
                 catalog.set_mark(image_id, query, relevant)
 
@@ -195,7 +196,7 @@ class FeedbackController(QObject):
     def clear(self, query: str | None) -> None:
         """Forget the marks of one query (a key, as `query` gives), or all with None."""
 
-        def change(catalog: Catalog) -> int:
+        def change(catalog: CatalogStore) -> int:
             return catalog.clear_marks(query)
 
         self._submit(change)

@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         panel, search, library, model = (self.results_panel, self.search, self.library, self.model)
         status = self.status_area
         panel.search_requested.connect(search.search)
+        panel.similar_requested.connect(search.find_similar)
         panel.clear_requested.connect(search.clear)
         panel.show_all_toggled.connect(search.set_show_all)
         panel.expand_box.toggled.connect(self.settings.set_expand)

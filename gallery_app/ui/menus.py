@@ -23,6 +23,7 @@ SHORTCUTS = (
     ("R / N", "Mark the photo in the viewer relevant / not relevant to the query (again: unmark)"),
     ("Ctrl++ / Ctrl+−", "Larger / smaller thumbnails (or Ctrl+wheel over the grid)"),
     ("Ctrl+A, Shift/Ctrl+click", "Select several photos (right-click: open, show, copy paths)"),
+    ("Right-click › Find similar", "Photos that look like this one (also in the viewer)"),
     ("Ctrl+Q", "Quit"),
 )
 
@@ -88,7 +89,10 @@ def about_html(window: MainWindow) -> str:
             "Model",
             f"{info.model_id} ({info.precision})" if info else f"not loaded ({window.model.state})",
         ),
-        ("Library", str(library.folder) if library else "none yet"),
+        (
+            "Library",
+            (library.where if library.shared else str(library.folder)) if library else "none yet",
+        ),
         ("Settings", str(window.settings.path)),
         ("Your expansions", str(default_config_dir() / "expansions.json")),
     ]

@@ -3,7 +3,7 @@ A panel: it shows a ResultSummary and the grid model; the SearchController decid
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -41,6 +41,7 @@ class ResultsPanel(QWidget):
     retry_requested = Signal()
     thumbnail_size_changed = Signal(int)
     aggregate_changed = Signal(str)  # ENSEMBLE or MAX
+    similar_requested = Signal(int, str)  # find similar: image id, path of the photo
 
     def __init__(self, grid_model: GridModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -136,6 +137,10 @@ class ResultsPanel(QWidget):
         self.grid.viewport().installEventFilter(self)  # Ctrl+wheel sizes thumbnails
         self.viewer = Viewer()
         self.viewer.closed.connect(self.close_viewer)
+        self.similar_button = QPushButton("Find similar")
+        self.similar_button.setToolTip("Show the photos that look most like this one")
+        self.similar_button.clicked.connect(self._find_similar_to_viewed)
+        self.viewer.action_buttons.insertWidget(0, self.similar_button)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_label)
         self.stack.addWidget(self.grid)
@@ -219,15 +224,22 @@ class ResultsPanel(QWidget):
         return [self.grid_model.item(row).path for row in rows]
 
     def _grid_menu(self, position: QPoint) -> None:
-        index = self.grid.indexAt(position)
+        menu = self.grid_menu(self.grid.indexAt(position))
+        if menu is not None:
+            menu.exec(self.grid.viewport().mapToGlobal(position))
+
+    def grid_menu(self, index: QModelIndex) -> QMenu | None:
+        """A thumbnail's right-click menu (None off the thumbnails), built but not shown."""
         if not index.isValid():
-            return
+            return None
         if not self.grid.selectionModel().isSelected(index):
             self.grid.setCurrentIndex(index)  # right-click on an unselected photo selects it
         paths = self.selected_paths()
         many = f" ({len(paths)} photos)" if len(paths) > 1 else ""
         menu = QMenu(self)
         menu.addAction("Open in viewer", lambda: self.open_row(index.row()))
+        clicked = self.grid_model.item(index.row())
+        menu.addAction("Find similar", lambda: self.find_similar(clicked.image_id, clicked.path))
         menu.addAction(
             f"Open with default application{many}",
             lambda: file_actions.open_with_default_app(paths),
@@ -238,7 +250,19 @@ class ResultsPanel(QWidget):
         menu.addAction(
             f"Copy path{'s' if len(paths) > 1 else ''}", lambda: file_actions.copy_paths(paths)
         )
-        menu.exec(self.grid.viewport().mapToGlobal(position))
+        return menu
+
+    def find_similar(self, image_id: int, path: str) -> None:
+        """Photos like this one: the box is emptied (the results are not of its words)."""
+        self._debounce.stop()
+        self.search_box.clear()
+        self.close_viewer()
+        self.similar_requested.emit(image_id, path)
+
+    def _find_similar_to_viewed(self) -> None:
+        item = self.viewer.current()
+        if item is not None:
+            self.find_similar(item.image_id, item.path)
 
     def zoom_thumbnails(self, steps: int) -> None:
         self.set_thumbnail_size(self.thumbnail_px + steps * THUMBNAIL_STEP)
@@ -246,7 +270,7 @@ class ResultsPanel(QWidget):
     # -- what is shown ------------------------------------------------------------------------
     def show_summary(self, summary: ResultSummary, min_score: float) -> None:
         self.header.show()
-        query = f"“{summary.query}”"
+        query = f"photos {summary.query}" if summary.image_query else f"“{summary.query}”"
         if summary.total == 0:
             text = (
                 f"No photo scores {wording.percent(min_score)} or more for {query}: "
@@ -267,6 +291,8 @@ class ResultsPanel(QWidget):
             text = f"{' and '.join(parts)} for {query}"
         if not summary.complete:
             text += " <i>(adding synonyms…)</i>"
+        if summary.image_query:
+            text += " <i>· image-to-image scale (Sharpness applies to words only)</i>"
         self.header_label.setText(text)
         self.header_label.setToolTip(wording.SCORE_MEANING)
         hidden = summary.hidden

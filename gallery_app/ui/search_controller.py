@@ -15,16 +15,18 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from gallery_app.core.calibrate import Calibration
+from gallery_app.core.calibrate import Calibration, image_calibration
 from gallery_app.core.search import (
     AGGREGATES,
     ENSEMBLE,
+    AnyHits,
+    CombinedHits,
     Searcher,
-    SearchHits,
     SearchResult,
 )
+from gallery_app.core.similar import label_for
 from gallery_app.ui import wording
-from gallery_app.ui.engine import PrecomputeTask, SearchTask
+from gallery_app.ui.engine import ImageSearchTask, PrecomputeTask, SearchTask
 from gallery_app.ui.grid_model import GridItem, GridModel
 from gallery_app.ui.settings import CalibrationState, Settings
 from gallery_app.ui.tasks import TaskRunner
@@ -40,6 +42,7 @@ class ResultSummary:
     possible: int  # wording.POSSIBLE <= score < MATCH
     shown: int
     complete: bool  # the expanded (final) answer, not the query-as-typed preview
+    image_query: bool = False  # find similar: scored on the image-to-image scale
 
     @property
     def hidden(self) -> int:
@@ -51,7 +54,7 @@ class ResultSummary:
 
 
 class SearchController(QObject):
-    ranked = Signal(object, object, object)  # SearchHits, list[SearchResult], Calibration
+    ranked = Signal(object, object, object)  # SearchHits | CombinedHits, results, Calibration
     shown = Signal(object)  # ResultSummary, after every ranking (answer, refinement, slider)
     search_done = Signal()  # the complete answer of the latest search is shown
     cleared = Signal()  # back to the library (no query)
@@ -74,15 +77,18 @@ class SearchController(QObject):
         self.runner = runner
         self.searcher: Searcher | None = None
         self.query = ""
-        self.hits: SearchHits | None = None
+        self.hits: AnyHits | None = None
+        self.image_id: int | None = None  # find similar: the photo the results are like
+        self.similar_path = ""
         self.results: list[SearchResult] = []  # every result at or above "Hide below"
         self.show_all = False  # also the photos below the "possible" band
         self.aggregate = ENSEMBLE  # how a query's words become one score (or MAX: an OR)
         self.latest_request = 0
         self.model_state = "loading"  # loading | failed: what to say when no searcher is there
-        self._task: SearchTask | None = None
+        self._task: SearchTask | ImageSearchTask | None = None
         self._complete = True  # the answer shown is the final (expanded) one
-        self._pending: tuple[int, str, bool, str] | None = None
+        # (request id, query, expand, aggregate) or, for find similar, (request id, image id)
+        self._pending: tuple[int, str, bool, str] | tuple[int, int] | None = None
         self._library_items: list[GridItem] = []
         self._mtime_by_id: dict[int, int] = {}  # thumbnails are keyed by (path, mtime)
         calibration.changed.connect(self.recalibrate)
@@ -101,8 +107,7 @@ class SearchController(QObject):
             task.result.connect(self.precompute_finished)
             task.errored.connect(self._on_precompute_failed)
             self.runner.start(task, QThread.Priority.LowPriority)
-        if self.query:
-            self.search(self.query)
+        self.search_again()
 
     @Slot(str)
     def _on_precompute_failed(self, _message: str) -> None:
@@ -126,6 +131,7 @@ class SearchController(QObject):
             self.clear()
             return
         self.query = query
+        self.image_id = None
         if self.searcher is None:
             self.status.emit(
                 "Searching needs the model, which failed to load (see the banner)."
@@ -143,8 +149,28 @@ class SearchController(QObject):
 
     def search_again(self) -> None:
         """The library changed (indexed, removed): the same query over what is there now."""
-        if self.query:
+        if self.image_id is not None:
+            self.find_similar(self.image_id, self.similar_path)
+        elif self.query:
             self.search(self.query)
+
+    @Slot(int, str)
+    def find_similar(self, image_id: int, path: str) -> None:
+        """Every photo by how alike it is to a library photo (its stored vector: no model
+        call), on the image-to-image scale; the photo itself is left out."""
+        self.query = label_for(path)
+        self.image_id = image_id
+        self.similar_path = path
+        if self.searcher is None:
+            self.status.emit("Find similar needs the library, which opens with the model.")
+            return
+        self.latest_request += 1
+        self.status.emit(f"Finding photos {self.query}…")
+        self._pending = (self.latest_request, image_id)
+        if self._task is not None:
+            self._task.cancel()
+        else:
+            self._start_pending()
 
     @Slot()
     def clear(self) -> None:
@@ -153,6 +179,7 @@ class SearchController(QObject):
         if self._task is not None:
             self._task.cancel()
         self.query = ""
+        self.image_id = None
         self.hits = None
         self.results = []
         self.show_all = False
@@ -175,9 +202,12 @@ class SearchController(QObject):
     def _start_pending(self) -> None:
         if self._pending is None or self.searcher is None or self.runner.closed:
             return
-        request_id, query, expand, aggregate = self._pending
-        self._pending = None
-        task = SearchTask(self.searcher, request_id, query, expand, aggregate)
+        pending, self._pending = self._pending, None
+        task: SearchTask | ImageSearchTask
+        if len(pending) == 2:
+            task = ImageSearchTask(self.searcher, pending[0], pending[1])
+        else:
+            task = SearchTask(self.searcher, *pending)
         task.answered.connect(self._on_answered)
         task.done.connect(self._on_task_done)
         self._task = task
@@ -189,7 +219,7 @@ class SearchController(QObject):
         self._start_pending()
 
     @Slot(int, object, bool)
-    def _on_answered(self, request_id: int, hits: SearchHits, final: bool) -> None:
+    def _on_answered(self, request_id: int, hits: AnyHits, final: bool) -> None:
         if request_id != self.latest_request or self.runner.closed:
             return  # a newer search was started: drop the stale answer
         self.hits = hits
@@ -210,7 +240,9 @@ class SearchController(QObject):
     def _rank(self, reorder: bool) -> None:
         hits = self.hits
         assert hits is not None
-        calibration = self.calibration.calibration()
+        # An image query has its own scale (calibrate.image_calibration): the slider's T and c
+        # are the text scale and do not apply to it.
+        calibration = hits.calibration_for(self.calibration.calibration())
         min_score = self.settings.min_score or None
         self.results = hits.rank(calibration, top_k=None, min_score=min_score)
         matches = sum(1 for r in self.results if r.score >= wording.MATCH)
@@ -233,7 +265,13 @@ class SearchController(QObject):
         self.ranked.emit(hits, self.results, calibration)
         self.shown.emit(
             ResultSummary(
-                hits.query, len(self.results), matches, possible, len(shown), self._complete
+                hits.query,
+                len(self.results),
+                matches,
+                possible,
+                len(shown),
+                self._complete,
+                hits.own_calibration is not None,
             )
         )
 
@@ -242,7 +280,7 @@ class SearchController(QObject):
         self.recalibrate()
 
     def _on_expand_changed(self, _on: bool) -> None:
-        if self.hits is not None:
+        if self.hits is not None and self.image_id is None:  # synonyms are for words
             self.search(self.query)
 
     def describe(self, item: GridItem) -> str:
@@ -251,14 +289,24 @@ class SearchController(QObject):
         if hits is None or item.score is None:
             return ""
         rows = np.flatnonzero(hits.image_ids == item.image_id)
-        calibration = self.calibration.calibration()
+        calibration = hits.calibration_for(self.calibration.calibration())
         word = wording.band(item.score)
         lines = [
             f"<b>{wording.percent(item.score)}</b>{' — ' + word if word else ''} for "
             f"“{html.escape(hits.query)}”",
             f"<small>{wording.SCORE_MEANING}</small>",
         ]
-        if len(rows):
+        if hits.own_calibration is not None:  # find similar
+            lines[1] = f"<small>{html.escape(image_scale_meaning())}</small>"
+            lines.append(
+                f"<small>Cosine with the query photo: {item.raw:.3f} → "
+                f"{wording.percent(item.score)}</small>"
+            )
+        elif isinstance(hits, CombinedHits):
+            lines += describe_parts(
+                next((r for r in self.results if r.image_id == item.image_id), None)
+            )
+        elif len(rows):
             listed = hits.listed
             cosines = hits.variant_cosines(rows[:1])[0]
             scores = calibration.score(cosines)
@@ -284,6 +332,35 @@ class SearchController(QObject):
         self._pending = None
         if self._task is not None:
             self._task.cancel()
+
+
+def image_scale_meaning() -> str:
+    """What an image query's score means, from calibrate.image_calibration (its one place)."""
+    scale = image_calibration()
+    near_duplicate = float(scale.score(0.95))
+    return (
+        "Image query: image-to-image scale. The score reads the cosine between the two "
+        f"photos' image vectors as sigmoid({scale.temperature:g} × (cosine − "
+        f"{scale.centre:.2f})): 50% at {scale.centre:.2f} (the same subject), "
+        f"{wording.percent(near_duplicate)} at 0.95 (a near-duplicate). It is not the text "
+        "scale: Sharpness and the presets do not change it."
+    )
+
+
+def describe_parts(result: SearchResult | None) -> list[str]:
+    """A query of parts, for the viewer: each part's cosine and score, then how they make
+    the photo's score (P for a part that must be there, 1 − P for one that must not)."""
+    if result is None or not result.parts:
+        return []
+    lines = ["<small>Each part on its own (cosine → score):</small>"]
+    factors = []
+    for part in result.parts:
+        name = html.escape(part.text)
+        shown = f"not {name}" if part.kind == "not" else name
+        lines.append(f"<small>{shown}: {part.raw:.3f} → {wording.percent(part.score)}</small>")
+        factors.append(f"(1 − P({name}))" if part.kind == "not" else f"P({name})")
+    lines.append(f"<small>Score = {' × '.join(factors)} = {wording.percent(result.score)}</small>")
+    return lines
 
 
 def grid_items(images: list[Any]) -> list[GridItem]:

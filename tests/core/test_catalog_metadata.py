@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -23,9 +24,18 @@ def record(path: str, folder_id: int, seed: int, **extra: object) -> ImageRecord
     return ImageRecord(path, folder_id, 1, 1, vector=unit(seed), **extra)  # type: ignore[arg-type]
 
 
+def open_catalog(tmp_path: Path, backend: str, read_only: bool = False):
+    """The catalog of model "tiny" on the backend under test (see conftest's library_backend)."""
+    if backend == "postgresql":
+        from gallery_app.core.pg_catalog import PgCatalog
+
+        return PgCatalog(os.environ["GALLERY_APP_LIBRARY"], "tiny", DIM, read_only)
+    return Catalog(tmp_path / "catalog.sqlite", "tiny", DIM, read_only)
+
+
 @pytest.fixture
-def catalog(tmp_path: Path):
-    opened = Catalog(tmp_path / "catalog.sqlite", "tiny", DIM)
+def catalog(tmp_path: Path, library_backend: str):
+    opened = open_catalog(tmp_path, library_backend)
     folder = opened.add_folder("/photos")
     opened.write_batch([record(f"/photos/{n}.jpg", folder.id, n) for n in range(3)])
     yield opened
@@ -121,8 +131,8 @@ def test_metadata_writes_bump_their_own_generation_not_the_vectors(catalog):
     assert catalog.metadata_generation() == meta_before + 2
 
 
-def test_a_read_only_catalog_refuses_metadata_writes(catalog, tmp_path):
-    reader = Catalog(tmp_path / "catalog.sqlite", "tiny", DIM, read_only=True)
+def test_a_read_only_catalog_refuses_metadata_writes(catalog, tmp_path, library_backend):
+    reader = open_catalog(tmp_path, library_backend, read_only=True)
     try:
         with pytest.raises(GalleryError):
             reader.edit_tags(ids(reader), add=["x"])

@@ -15,6 +15,8 @@ from gallery_app.core.errors import GalleryError
 from gallery_app.core.indexer import CancelToken, Indexer, Progress
 from gallery_app.core.library import Library
 
+pytestmark = pytest.mark.usefixtures("library_backend")
+
 
 class FlakyEncoder:
     """Delegates to the real encoder but dies after a number of batches (a simulated crash)."""
@@ -422,6 +424,7 @@ def test_a_touched_but_identical_file_is_not_encoded_again(
     assert len(reads) == 2  # restamped: no second look
 
 
+@pytest.mark.sqlite_only
 def test_rows_from_before_schema_3_are_trusted_and_stamped(library, encoder, make_images):
     paths = make_images(3)
     folder = paths[0].parent

@@ -231,7 +231,9 @@ def test_garbage_catalog_is_corrupt_index_naming_the_file(encoder, isolated_dirs
 # Catalog folders -----------------------------------------------------------------------------
 
 
-def test_subfolder_of_a_known_folder_is_the_known_folder(library: Library) -> None:
+def test_subfolder_of_a_known_folder_is_the_known_folder(
+    library: Library, library_backend: str
+) -> None:
     photos = library.catalog.add_folder("/home/me/photos")
 
     inner = library.catalog.add_folder("/home/me/photos/2020/summer")
@@ -244,7 +246,7 @@ def test_subfolder_of_a_known_folder_is_the_known_folder(library: Library) -> No
     assert library.catalog.folders() == [photos, sibling]
 
 
-def test_adding_a_parent_absorbs_known_children(library: Library) -> None:
+def test_adding_a_parent_absorbs_known_children(library: Library, library_backend: str) -> None:
     child_ids, _ = write_images(library, names(0, 3), seed=12, folder="/home/me/photos/2020")
     library.catalog.add_folder("/home/me/photos/2021")
     library.catalog.add_folder("/home/me/music")

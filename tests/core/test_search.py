@@ -10,6 +10,8 @@ from gallery_app.core.expansion import Dictionary, Entry, Expander
 from gallery_app.core.indexer import Indexer
 from gallery_app.core.search import PromptVariant, Searcher, SearchHits
 
+pytestmark = pytest.mark.usefixtures("library_backend")
+
 
 class CountingEncoder:
     """Wraps the real encoder and counts text forwards."""

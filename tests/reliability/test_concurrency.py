@@ -39,7 +39,9 @@ class PacedEncoder:
         return self.inner.encode_pixels(pixels)
 
 
-def test_1000_searches_interleaved_with_an_index_run(library, encoder, make_images):
+def test_1000_searches_interleaved_with_an_index_run(
+    library, encoder, make_images, library_backend
+):
     old = make_images(40)
     folder = old[0].parent
     Indexer(library, encoder).index([folder])

@@ -18,7 +18,7 @@ from gallery_app.ui.engine import PrecomputeTask
 
 
 def test_results_appear_and_debug_table_matches_core(
-    qtbot, open_window, tiny_model_dir, make_images
+    qtbot, open_window, tiny_model_dir, make_images, library_backend
 ):
     window = open_window(str(tiny_model_dir))
     photos = make_images(9)
@@ -363,7 +363,7 @@ def test_window_is_shown_before_torch_is_imported(tmp_path):
 
 
 def test_removing_a_folder_asks_then_empties_library_and_results(
-    qtbot, open_window, tiny_model_dir, make_images, monkeypatch
+    qtbot, open_window, tiny_model_dir, make_images, monkeypatch, library_backend
 ):
     window = open_window(str(tiny_model_dir))
     folder = make_images(3)[0].parent
@@ -460,7 +460,9 @@ def test_broken_files_are_listed_badged_and_the_rest_indexed(
     assert window.log_dock.isVisible()
 
 
-def test_searching_while_indexing_never_errors(qtbot, open_window, tiny_model_dir, make_images):
+def test_searching_while_indexing_never_errors(
+    qtbot, open_window, tiny_model_dir, make_images, library_backend
+):
     """Searches run on their own threads while the index thread writes the same library."""
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(4)[0].parent)
