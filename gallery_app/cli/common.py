@@ -130,18 +130,28 @@ def saved_model() -> str | None:
         return None
 
 
+def resolve_model(args: argparse.Namespace) -> str:
+    """The model a command uses: --model, else $GALLERY_APP_MODEL, the window's choice, the
+    default (the previous default while only it has a library in the data folder)."""
+    from gallery_app.core.embeddings import resolve_model_id
+
+    return resolve_model_id(args.model, data_dir(args))
+
+
 def open_encoder(args: argparse.Namespace) -> Any:
     """The SigLIP encoder of --model, --prompt-template and --fast (int8), for every command
     that encodes: one place, so each option means the same everywhere."""
     from gallery_app.core.embeddings import (
         DEFAULT_PROMPT_TEMPLATE,
         SiglipEncoder,
-        resolve_model_id,
         resolve_precision,
     )
 
+    model_id = resolve_model(args)
+    # A hub model not cached yet is fetched with a progress bar, not silently by transformers.
+    download_with_progress(model_id)
     return SiglipEncoder.load(
-        resolve_model_id(args.model, data_dir(args)),  # the default: the one with a library
+        model_id,
         prompt_template=argv_text(args.prompt_template or DEFAULT_PROMPT_TEMPLATE),
         precision=resolve_precision(args.fast),
     )
@@ -407,3 +417,52 @@ def fail(message: str, verbose: bool) -> None:
     if verbose:
         log.exception("fatal")
     print(f"gallery-app: error: {printable(message)}", file=sys.stderr)
+
+
+def download_with_progress(model_id: str) -> None:
+    """Before a command loads a hub model that is not cached yet: fetch it here, with the
+    progress bar, instead of inside transformers (silent for as long as it takes). Ctrl-C
+    becomes one ModelUnavailable line; the next run continues the download."""
+    from gallery_app.core.download import DownloadCancelled, download_model, is_cached
+    from gallery_app.core.errors import ModelUnavailable
+
+    if is_cached(model_id):
+        return
+    bar = ProgressBar()
+    try:
+        download_model(model_id, progress=bar.update)
+    except (KeyboardInterrupt, DownloadCancelled):
+        raise ModelUnavailable(
+            f"download of {model_id} cancelled: what came is kept; run the same command to "
+            "continue where it stopped"
+        ) from None
+    finally:
+        bar.close()
+
+
+class ProgressBar:
+    """tqdm on stderr showing the core's own numbers (bytes, speed over this session's bytes,
+    time left): tqdm's own rate would count resumed bytes as if they had just arrived."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def update(self, progress: Any) -> None:
+        from tqdm import tqdm
+
+        from gallery_app.core.download import describe
+
+        if self._bar is None:
+            self._bar = tqdm(
+                total=max(progress.total_bytes, 1),
+                file=sys.stderr,
+                bar_format="{percentage:3.0f}%|{bar:20}| {postfix}",
+                dynamic_ncols=True,
+            )
+        self._bar.n = progress.done_bytes
+        self._bar.set_postfix_str(describe(progress), refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -21,6 +21,7 @@ from gallery_app.cli import (
     index,
     library,
     marks,
+    models,
     search,
     tag,
     tune,
@@ -47,6 +48,7 @@ COMMAND_GROUPS = (
     evaluate,
     cache,
     library,
+    models,
 )
 
 
@@ -59,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         metavar="ID_OR_PATH",
         help="SigLIP or SigLIP 2 checkpoint: hub id or local folder (env GALLERY_APP_MODEL; "
-        "default google/siglip2-base-patch16-224, or google/siglip-base-patch16-224 while "
-        "only that model has a library)",
+        "default: the model chosen in the window, else google/siglip2-base-patch16-224, or "
+        "google/siglip-base-patch16-224 while only that model has a library; "
+        "`gallery-app models` lists known ones)",
     )
     parser.add_argument(
         "--data-dir",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
+from gallery_app.core.accelerator import fp16_keeps_image_vectors, image_autocast, pick_device
 from gallery_app.core.errors import ConfigError, ModelUnavailable, NonFiniteVectors
 from gallery_app.core.language import is_multilingual
 
@@ -96,17 +97,6 @@ def quantize_int8(model: Any) -> Any:
         # torch 2.10+ points eager-mode users at torchao; the eager API still works here.
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def pick_device() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def make_prompt(
@@ -242,6 +232,7 @@ class SiglipEncoder:
         self.logit_scale = _finite_parameter(model, "logit_scale", model_id)
         self.logit_bias = _finite_parameter(model, "logit_bias", model_id)
         self.image_spec = _image_spec(processor.image_processor, model_id)
+        self.image_fp16 = False  # fp16 autocast of the image tower (accelerators; see load)
         self._lock = threading.Lock()
 
     @classmethod
@@ -276,17 +267,22 @@ class SiglipEncoder:
             raise ModelUnavailable(f"torch/transformers are not installed: {exc}") from exc
 
         device = device or pick_device()
+        from gallery_app.core.download import load_source
+
+        # A cached hub model loads from its snapshot folder, without any network call; one
+        # neither cached nor reachable fails here in one line within seconds.
+        source = load_source(model_id)
         try:
             # The checkpoint's numbers are checked before any weights are allocated: a config
             # asking for 100000 x 100000 pixels must not reach the allocator.
             with _quiet_transformers():
-                config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
+                config = AutoConfig.from_pretrained(source, trust_remote_code=False)
         except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
         refuse_unsupported_architecture(config, model_id)
         try:
             with _quiet_transformers():
-                processor = _load_processor(model_id)
+                processor = _load_processor(source)
         except Exception as exc:  # transformers raises OSError, ValueError, JSON errors...
             raise ModelUnavailable(_load_failure_message(model_id, exc)) from exc
         if not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
@@ -301,7 +297,7 @@ class SiglipEncoder:
         try:
             with _quiet_transformers():
                 model, loading_info = AutoModel.from_pretrained(
-                    model_id,
+                    source,
                     config=config,
                     trust_remote_code=False,
                     use_safetensors=True,
@@ -331,7 +327,18 @@ class SiglipEncoder:
             else:
                 log.info("int8 mode is for CPUs; the model stays fp32 on %s", device)
                 precision = "fp32"
-        return cls(model, processor, model_id, device, prompt_template, precision)
+        encoder = cls(model, processor, model_id, device, prompt_template, precision)
+        if device != "cpu":
+            spec = encoder.image_spec
+            encoder.image_fp16, worst = fp16_keeps_image_vectors(
+                lambda pixels: _tower_features(model.get_image_features(pixel_values=pixels)),
+                (spec.height, spec.width),
+                device,
+            )
+            log.info(
+                "image tower on %s: fp16 %s (worst cosine %.5f)", device, encoder.image_fp16, worst
+            )
+        return encoder
 
     def prompt(self, text: str) -> str:
         return make_prompt(text, self.prompt_template, self.text_encoding.lower)
@@ -386,7 +393,8 @@ class SiglipEncoder:
 
         with self._lock, torch.inference_mode():
             tensor = torch.from_numpy(np.ascontiguousarray(pixels, np.float32)).to(self.device)
-            features = _tower_features(self._model.get_image_features(pixel_values=tensor))
+            with image_autocast(self.device, self.image_fp16):
+                features = _tower_features(self._model.get_image_features(pixel_values=tensor))
             return self._checked_vectors(features.float().cpu().numpy(), "images")
 
     def encode_images(self, images: Sequence[Image.Image]) -> FloatArray:
@@ -416,12 +424,15 @@ def _quiet_transformers() -> Iterator[None]:
     raised as ModelUnavailable instead."""
     from transformers.utils import logging as hf_logging
 
+    from gallery_app.core.download import quiet_hub
+
     verbosity = hf_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with quiet_hub():
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

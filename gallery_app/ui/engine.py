@@ -34,6 +34,8 @@ class ModelInfo:
     logit_scale: float
     logit_bias: float
     precision: str = "fp32"
+    device: str = "cpu"
+    image_fp16: bool = False  # the image tower runs under fp16 autocast (an accelerator)
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,15 @@ class LoadModelTask(Task):
                 self._use(*open_library(self.data_dir, model_id, None))
             except GalleryError as exc:
                 self.note.emit(str(exc))
+        from gallery_app.core.download import DownloadCancelled
+
         try:
             return self._load(model_id)
+        except DownloadCancelled:
+            self.unavailable.emit(
+                f"Download of {model_id} cancelled. What was downloaded is kept: Retry "
+                "continues from there."
+            )
         except ModelUnavailable as exc:
             self.unavailable.emit(str(exc))
         except GalleryError:
@@ -142,7 +151,11 @@ class LoadModelTask(Task):
         from gallery_app.core.search import Searcher
 
         if not is_cached(model_id):
-            download_model(model_id, progress=self.download_progress.emit)
+            download_model(
+                model_id,
+                progress=self.download_progress.emit,
+                cancelled=lambda: self.token.cancelled,
+            )
         encoder = SiglipEncoder.load(model_id, precision=resolve_precision(self.fast))
         expander = Expander(load_dictionary(self.expansions_file))
         if self.library is None or self.library.model_id != encoder.model_id:
@@ -154,6 +167,8 @@ class LoadModelTask(Task):
             encoder.logit_scale,
             encoder.logit_bias,
             encoder.precision,
+            encoder.device,
+            encoder.image_fp16,
         )
         return Session(info, encoder, self.library, Searcher(self.library, encoder, expander))
 

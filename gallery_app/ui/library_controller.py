@@ -81,6 +81,8 @@ class LibraryController(QObject):
     # -- inputs -----------------------------------------------------------------------------
     def set_library(self, library: Library) -> None:
         """A library to browse (the model may still be loading)."""
+        if self.encoder is not None and self.encoder.model_id != library.model_id:
+            self.encoder = None  # another model's library: its folders wait for that model
         self.library = library
         self.refresh()
 

@@ -52,11 +52,16 @@ class LibraryPanel(QWidget):
         self.remove_folder_button.clicked.connect(self._remove_current)
 
         title = QLabel("<b>Library</b>")
+        # Each model has its own library: say whose this is (Preferences switches models).
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.model_label.hide()
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(title)
+        layout.addWidget(self.model_label)
         layout.addWidget(self.folder_list, 1)
         layout.addWidget(self.summary)
         layout.addWidget(self.add_folder_button)  # alone on its row: the panel stays narrow
@@ -86,6 +91,13 @@ class LibraryPanel(QWidget):
             else "No folders yet."
         )
         self._update_buttons()
+
+    def show_model(self, model_id: str) -> None:
+        """'of siglip-base-patch16-224': the model whose library this is (the full id as tip)."""
+        name = Path(model_id).name or model_id
+        self.model_label.setText(f"of <i>{name}</i>")
+        self.model_label.setToolTip(f"The library of {model_id}; every model has its own")
+        self.model_label.show()
 
     def current(self) -> str:
         item = self.folder_list.currentItem()

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QPlainTextEdit, QSplitte
 
 from gallery_app.core.calibrate import Calibration
 from gallery_app.core.imaging import ThumbnailCache
-from gallery_app.ui import window_state
+from gallery_app.ui import preferences, window_state
 from gallery_app.ui.calibration_bar import CalibrationBar
 from gallery_app.ui.debug_panel import DebugPanel
 from gallery_app.ui.engine import ModelInfo, Session
@@ -130,7 +130,6 @@ class MainWindow(QMainWindow):
         panel.set_aggregate(str(self.ui_state.value("aggregate", search.aggregate)))
         search.aggregate = panel.aggregate()
         panel.aggregate_changed.connect(search.set_aggregate)
-        panel.model_chosen.connect(model.start)
         panel.retry_requested.connect(lambda: self.model.start())
         panel.viewer.describe = search.describe
         self.calibration_bar.problem.connect(self.report_error)
@@ -160,9 +159,8 @@ class MainWindow(QMainWindow):
         model.ready.connect(self._on_model_ready)
         model.unavailable.connect(self._on_model_unavailable)
         model.note.connect(self.report_error)
-        model.unavailable.connect(
-            lambda *_: self.statusBar().showMessage("Model unavailable", 5000)
-        )
+        model.unavailable.connect(lambda *_: status.download_stopped("Model unavailable"))
+        preferences.wire_model_choice(self)  # Preferences, the banner's folder, Cancel
 
     # -- the public surface (app.py, tests, scripts) ---------------------------------------
     def start_engine(self) -> None:
@@ -191,6 +189,7 @@ class MainWindow(QMainWindow):
     # -- events -----------------------------------------------------------------------------
     def _on_model_ready(self, session: Session) -> None:
         self.model_info = session.info
+        self.status_area.model_ready(session.info.device, session.info.image_fp16)
         self.results_panel.show_banner(None)
         self.calibration_state.set_model_parameters(
             session.info.logit_scale, session.info.logit_bias

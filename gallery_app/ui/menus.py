@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 from gallery_app import __version__
 from gallery_app.ui import wording
 from gallery_app.ui.duplicates_view import open_duplicates
+from gallery_app.ui.preferences import open_preferences
 
 if TYPE_CHECKING:
     from gallery_app.ui.main_window import MainWindow
@@ -37,6 +38,9 @@ def build_menus(window: MainWindow) -> None:
     )
     file_menu.addAction("Choose model folder…", panel.choose_model_folder)
     file_menu.addAction("Find duplicates…", lambda: open_duplicates(window))
+    file_menu.addAction(
+        "Preferences…", QKeySequence.StandardKey.Preferences, lambda: open_preferences(window)
+    )
     file_menu.addSeparator()
     file_menu.addAction("Quit", QKeySequence.StandardKey.Quit, window.close)
     view_menu = window.menuBar().addMenu("&View")

@@ -57,6 +57,33 @@ class ModelController(QObject):
         # Retry pressed after a load failed but before its task finished: run once it has.
         self._retry: tuple[str | None] | None = None
 
+    @property
+    def current(self) -> str:
+        """The model this window uses or is loading: hub id or folder, as resolved."""
+        from gallery_app.core.embeddings import resolve_model_id
+
+        return resolve_model_id(self.requested, self.data_dir)
+
+    def switch(self, model: str) -> str | None:
+        """Use another model (chosen in Preferences): its own library opens with it, the
+        current one stays on disk untouched. Returns why not, or None when it started."""
+        from gallery_app.core.embeddings import resolve_model_id
+
+        if resolve_model_id(model, self.data_dir) == self.current and self.state in (
+            LOADING,
+            READY,
+        ):
+            return None  # already this one
+        if self.state == LOADING and self._task is not None:
+            return "A model is still loading; wait for it or cancel its download first."
+        self.start(model)
+        return None
+
+    def cancel_download(self) -> None:
+        """Cancel (the status bar's button): the download stops at its next chunk."""
+        if self._task is not None:
+            self._task.cancel()
+
     def start(self, model: str | None = None) -> bool:
         """Load `model` (a folder chosen in the window), or the requested one again."""
         if self._task is not None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
+from gallery_app.core.accelerator import describe_device
 from gallery_app.core.download import DownloadProgress
 from gallery_app.core.download import describe as describe_download
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class StatusArea(QWidget):
-    cancel_requested = Signal()
+    cancel_requested = Signal()  # indexing
+    download_cancel_requested = Signal()
     failures_clicked = Signal()
 
     def __init__(self, bar: QStatusBar) -> None:
@@ -40,6 +42,11 @@ class StatusArea(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop after the current batch; what was indexed is kept")
         self.cancel_button.clicked.connect(self._on_cancel)
+        self.device_label = QLabel()
+        self.device_label.setToolTip(
+            "Where the model runs (GALLERY_APP_DEVICE=cpu to force the CPU)"
+        )
+        self._downloading = False
         for widget in (
             self.failures_button,
             self.precompute_label,
@@ -49,6 +56,8 @@ class StatusArea(QWidget):
         ):
             bar.addPermanentWidget(widget)
             widget.hide()
+        bar.addPermanentWidget(self.device_label)
+        self.device_label.hide()
 
     # -- indexing ----------------------------------------------------------------------------
     def indexing_started(self, folder_name: str, queued: int) -> None:
@@ -80,6 +89,10 @@ class StatusArea(QWidget):
 
     def _on_cancel(self) -> None:
         self.cancel_button.setEnabled(False)
+        if self._downloading:
+            self.progress_label.setText("Cancelling the download…")
+            self.download_cancel_requested.emit()
+            return
         self.progress_label.setText("Cancelling after this batch…")
         self.cancel_requested.emit()
 
@@ -88,14 +101,40 @@ class StatusArea(QWidget):
         """First run with a hub id: the download, in MB (an indexing run keeps the bar)."""
         finished = progress.done_bytes >= progress.total_bytes
         if not indexing:
+            if not self._downloading and not finished:
+                self.cancel_button.setEnabled(True)
+            self._downloading = not finished
+            self.cancel_button.setToolTip(
+                "Stop the download; what came is kept and Retry continues it"
+                if self._downloading
+                else "Stop after the current batch; what was indexed is kept"
+            )
             self.progress_bar.setVisible(not finished)
             self.progress_label.setVisible(not finished)
+            self.cancel_button.setVisible(not finished)
             self.progress_bar.setRange(0, max(progress.total_bytes // 1_000_000, 1))
             self.progress_bar.setValue(progress.done_bytes // 1_000_000)
             self.progress_label.setText(describe_download(progress))
         self.bar.showMessage(
             "Model downloaded; loading it…" if finished else describe_download(progress)
         )
+
+    def download_stopped(self, message: str = "") -> None:
+        """The load ended (ready, failed or cancelled): no download bar any more."""
+        if self._downloading:
+            self._downloading = False
+            self._show_progress(False)
+        if message:
+            self.bar.showMessage(message, 5000)
+
+    def model_ready(self, device: str, image_fp16: bool) -> None:
+        self.download_stopped()
+        self.set_device(describe_device(device, image_fp16))
+
+    def set_device(self, text: str | None) -> None:
+        """Where the model runs ('CPU', 'CUDA (…)'); None while no model is loaded."""
+        self.device_label.setVisible(bool(text))
+        self.device_label.setText(f"Model on {text}" if text else "")
 
     # -- the rest -----------------------------------------------------------------------------
     def precompute_progress(self, done: int, total: int) -> None:

@@ -136,8 +136,10 @@ def test_reencoding_a_file_whose_metadata_is_unchanged_leaves_the_generation(cat
     catalog.write_batch([record("/photos/0.jpg", folder, 0, file_keywords=("Paris",))])
     settled = catalog.metadata_generation()
     catalog.write_batch(
-        [record("/photos/0.jpg", folder, 0, file_keywords=("Paris",))]  # the same again
-        + [record("/photos/1.jpg", folder, 1, file_keywords=())]  # nothing said, as before
+        [
+            record("/photos/0.jpg", folder, 0, file_keywords=("Paris",)),  # the same again
+            record("/photos/1.jpg", folder, 1, file_keywords=()),  # nothing said, as before
+        ]
     )
     assert catalog.metadata_generation() == settled
     catalog.write_batch([record("/photos/1.jpg", folder, 1, file_keywords=(), title="New")])
