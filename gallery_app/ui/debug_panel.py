@@ -19,8 +19,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHeaderView,
     QLabel,
+    QScrollArea,
     QSplitter,
     QTableView,
     QTableWidget,
@@ -55,12 +57,14 @@ class ResultsTableModel(QAbstractTableModel):
     sorting precomputed keys takes a fraction of a millisecond.
     """
 
-    THUMBNAIL, FILE, VARIANT, RAW, SCORE, MARK = range(6)
+    # The score first after the photo: what a person opens the panel for stays in view when
+    # the panel is narrow (the variant's words and each variant's own column come after).
+    THUMBNAIL, FILE, SCORE, MARK, RAW, VARIANT = range(6)
     # Plain values to sort by: floats for the numbers (so 0.1 < 0.05 never happens), the
     # ranking position for the thumbnail column (sorting by it restores the ranking).
     SortRole = Qt.ItemDataRole.UserRole + 1
 
-    _HEADERS = ("Photo", "File", "Variant", "Raw cosine", "Score", "Mark")
+    _HEADERS = ("Photo", "File", "Score", "Mark", "Raw cosine", "Variant")
     FIRST_VARIANT = len(_HEADERS)  # each listed variant's own column starts here
     _HEADER_TIPS = (
         "Click to restore the ranking order",
@@ -327,13 +331,14 @@ def _mark_order(relevant: bool | None) -> int:
 def _sort_value(rank: int, result: SearchResult, column: int) -> Any:
     """What a column sorts by: floats for the numbers (so 0.1 < 0.05 never happens), the
     ranking position for the thumbnail column (sorting by it restores the ranking)."""
-    return (
-        rank,
-        os.path.basename(result.path).lower(),
-        result.variant,
-        result.raw,
-        result.score,
-    )[column]
+    columns = ResultsTableModel
+    return {
+        columns.THUMBNAIL: rank,
+        columns.FILE: os.path.basename(result.path).lower(),
+        columns.SCORE: result.score,
+        columns.RAW: result.raw,
+        columns.VARIANT: result.variant,
+    }[column]
 
 
 class DebugPanel(QWidget):
@@ -445,8 +450,13 @@ class DebugPanel(QWidget):
         self._boost_label.setText(boost_section(results))
 
     def add_section(self, widget: QWidget) -> None:
-        """A panel of its own under the results table (resizable by the splitter)."""
-        self._splitter.addWidget(widget)
+        """A panel of its own under the results table (resizable by the splitter), in a
+        scroll area: dragged small, its wrapped text scrolls instead of being cut off."""
+        area = QScrollArea(self)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setWidget(widget)
+        self._splitter.addWidget(area)
         self._splitter.setStretchFactor(self._splitter.count() - 1, 1)
 
     def set_marks(self, marks: dict[int, bool]) -> None:
