@@ -287,7 +287,7 @@ class ResultsTableModel(QAbstractTableModel):
         return scaled
 
 
-BOOST_LINES = 8  # boosted photos listed in the section; the Score column's tooltip has each
+BOOST_LINES = 3  # boosted photos listed (more squeezed the table at 800 px); tooltips have each
 
 
 def boost_text(result: SearchResult) -> str:
