@@ -118,11 +118,13 @@ def serving(
     hub.start()
     monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
     # Read from HF_ENDPOINT once, at import: what setting HF_ENDPOINT before starting does.
-    monkeypatch.setattr(
-        constants,
-        "HUGGINGFACE_CO_URL_TEMPLATE",
-        hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
-    )
+    template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    # huggingface_hub < 1.0 (what transformers 4.x pins) keeps its own copy of the template.
+    from huggingface_hub import file_download
+
+    if hasattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE"):
+        monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
