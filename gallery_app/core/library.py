@@ -60,10 +60,23 @@ def library_folder(data_dir: Path, model_id: str) -> Path:
 
 def library_location(location: str | os.PathLike[str] | None = None) -> str | None:
     """Where the libraries live: a postgresql:// URL, a folder (its libraries/ hold the SQLite
-    catalogs) or None (the data folder). Given (--library), else $GALLERY_APP_LIBRARY."""
+    catalogs) or None (the data folder). Given (--library), else $GALLERY_APP_LIBRARY, else the
+    one chosen in the window's Preferences (settings.json), as with the model."""
     if location is None:
-        location = os.environ.get(LIBRARY_ENV) or None
+        location = os.environ.get(LIBRARY_ENV) or saved_library_location()
     return None if location is None else os.fspath(location)
+
+
+def saved_library_location() -> str | None:
+    """The library address saved in Preferences; None when none is (or the settings file
+    cannot be read: the commands that need it report that)."""
+    from gallery_app.core.settings_store import load_settings
+
+    try:
+        return load_settings().library
+    except GalleryError as exc:
+        log.debug("no saved library address: %s", exc)
+        return None
 
 
 def library_dim(data_dir: Path, model_id: str, location: str | None = None) -> int | None:

@@ -30,6 +30,9 @@ class UserSettings:
     min_score: float = 0.0
     expand: bool = True
     model: str | None = None  # hub id or folder chosen in the window; None: the default
+    # Where the libraries live, chosen in Preferences: a postgresql:// address (never with its
+    # password: libpq reads PGPASSWORD or ~/.pgpass) or a folder; None: the data folder.
+    library: str | None = None
 
     def __post_init__(self) -> None:
         problem = _problem(self)
@@ -101,6 +104,9 @@ def parse_settings(data: Any, origin: str = "settings", fix: str = "") -> UserSe
     model = data.get("model")
     if model is not None and not (isinstance(model, str) and model.strip()):
         raise bad(f"'model' must be a hub id or a folder, got {_shown(model)}")
+    library = data.get("library")
+    if library is not None and not (isinstance(library, str) and library.strip()):
+        raise bad(f"'library' must be a postgresql:// address or a folder, got {_shown(library)}")
     try:
         min_score = _number(data, "min_score", defaults.min_score)
         if min_score is None:
@@ -112,6 +118,7 @@ def parse_settings(data: Any, origin: str = "settings", fix: str = "") -> UserSe
             min_score=min_score,
             expand=expand,
             model=model,
+            library=library,
         )
     except ValueError as exc:
         raise bad(str(exc)) from exc
@@ -189,4 +196,9 @@ def _problem(settings: UserSettings) -> str | None:
         return f"'min_score' must be between 0 and 1, got {settings.min_score}"
     if not isinstance(settings.expand, bool):
         return f"'expand' must be true or false, got {settings.expand!r}"
+    if settings.library is not None and "://" in settings.library:
+        from urllib.parse import urlsplit
+
+        if urlsplit(settings.library).password is not None:
+            return "'library' must not hold a password: put it in ~/.pgpass or PGPASSWORD"
     return None

@@ -14,8 +14,10 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -34,9 +36,14 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 
 class PreferencesDialog(QDialog):
     model_chosen = Signal(str)  # a hub id from the list, or a folder
+    library_chosen = Signal(str)  # a postgresql:// address or a folder; "" for the data folder
 
     def __init__(
-        self, choices: list[ModelChoice], current: str, parent: QWidget | None = None
+        self,
+        choices: list[ModelChoice],
+        current: str,
+        parent: QWidget | None = None,
+        library: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("preferences_dialog")
@@ -86,9 +93,32 @@ class PreferencesDialog(QDialog):
         layout.addWidget(intro)
         layout.addWidget(self.model_list, 1)
         layout.addWidget(speed_note)
+        layout.addLayout(self._library_row(library))
         layout.addWidget(buttons)
         self.resize(1100, 560)
         self._update_buttons()
+
+    def _library_row(self, library: str | None) -> QHBoxLayout:
+        """Where the libraries live: this computer's data folder, or a shared server."""
+        label = QLabel("<b>Library</b>")
+        self.library_edit = QLineEdit(library or "")
+        self.library_edit.setPlaceholderText(
+            "this computer (empty), a folder, or postgresql://user@host/db for a shared one"
+        )
+        self.library_edit.setToolTip(
+            "Saved without a password: libpq reads it from ~/.pgpass or PGPASSWORD. Used by "
+            "the window from its next start and by the command line (unless --library or "
+            "GALLERY_APP_LIBRARY says otherwise)."
+        )
+        save = QPushButton("Save library")
+        save.clicked.connect(lambda: self.library_chosen.emit(self.library_edit.text().strip()))
+        self.library_note = QLabel("")
+        row = QHBoxLayout()
+        row.addWidget(label)
+        row.addWidget(self.library_edit, 1)
+        row.addWidget(save)
+        row.addWidget(self.library_note)
+        return row
 
     def _row(self, choice: ModelChoice) -> QTreeWidgetItem:
         entry = choice.entry
@@ -160,8 +190,11 @@ def open_preferences(window: MainWindow) -> PreferencesDialog:
     """File › Preferences…: the catalog with the cached ones marked, or a folder."""
     from gallery_app.core.model_catalog import model_choices
 
-    dialog = PreferencesDialog(model_choices(), window.model.current, window)
+    dialog = PreferencesDialog(
+        model_choices(), window.model.current, window, window.settings.library
+    )
     dialog.model_chosen.connect(lambda model_id: switch_model(window, model_id))
+    dialog.library_chosen.connect(lambda location: save_library(window, dialog, location))
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.open()
     return dialog
@@ -182,3 +215,19 @@ def switch_model(window: MainWindow, model: str) -> None:
     window.search.model_state = "loading"
     window.status_area.set_device(None)
     window.statusBar().showMessage(f"Loading {Path(model).name}…")
+
+
+def save_library(window: MainWindow, dialog: PreferencesDialog, location: str) -> None:
+    """Remember where the libraries live; the window opens it from its next start (a library
+    switch under a running window would have to stop indexing and searches first)."""
+    from gallery_app.core.pg_catalog import is_postgres_url, redact
+
+    if location and not is_postgres_url(location) and not Path(location).expanduser().is_dir():
+        dialog.library_note.setText("not a folder or a postgresql:// address")
+        return
+    window.settings.set_library(location)
+    where = redact(location) if location else "this computer's data folder"
+    dialog.library_note.setText("saved: used from the next start")
+    window.statusBar().showMessage(
+        f"Library saved: {where}; the window uses it from its next start.", 10000
+    )

@@ -135,6 +135,23 @@ class Settings(QObject):
         if model != self._values.model:
             self._update(replace(self._values, model=model))
 
+    @property
+    def library(self) -> str | None:
+        """Where the libraries live, as chosen in Preferences (see core.library_location)."""
+        return self._values.library
+
+    def set_library(self, location: str | None) -> None:
+        """Save where the libraries live: a postgresql:// address (stored without its
+        password) or a folder; None or blank for the data folder."""
+        from gallery_app.core.pg_catalog import is_postgres_url, without_password
+
+        location = (location or "").strip() or None
+        if location is not None and is_postgres_url(location):
+            location = without_password(location)
+        if location != self._values.library:
+            self._update(replace(self._values, library=location))
+            self.flush()  # read by the next start and by the command line
+
     # -- the file ---------------------------------------------------------------------------
     def flush(self) -> str | None:
         """Write pending changes now; returns an error message instead of raising."""

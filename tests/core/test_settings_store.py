@@ -156,3 +156,19 @@ def test_a_fifo_settings_file_is_refused(tmp_path: Path):
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="named pipe"):
         load_settings(fifo)
+
+
+def test_the_library_address_is_kept_without_a_password_and_used_after_env_and_option(
+    tmp_path, monkeypatch
+):
+    from gallery_app.core.library import LIBRARY_ENV, library_location
+
+    saved = UserSettings(library="postgresql://ann@nas/photos")
+    save_settings(saved)
+    assert load_settings().library == "postgresql://ann@nas/photos"
+    assert library_location() == "postgresql://ann@nas/photos"  # the window's choice
+    monkeypatch.setenv(LIBRARY_ENV, str(tmp_path))
+    assert library_location() == str(tmp_path)  # the environment beats it
+    assert library_location("postgresql://bob@other/db") == "postgresql://bob@other/db"
+    with pytest.raises(ValueError, match="password"):
+        UserSettings(library="postgresql://ann:secret@nas/photos")

@@ -154,3 +154,21 @@ def test_offline_first_run_says_so_in_one_line(qtbot, open_window, hub_cache):
     assert "gallery-app models download google/siglip2-base-patch16-224" in message
     assert "--model FOLDER" in message and str(hub_cache) in message
     assert window.results_panel.banner.isVisible()
+
+
+def test_the_library_address_is_saved_without_its_password(qtbot, open_window, tiny_model_dir):
+    from gallery_app.core.settings_store import load_settings
+
+    window = open_window(str(tiny_model_dir))
+    dialog = open_preferences(window)
+    dialog.library_edit.setText("/no/such/folder")
+    dialog.library_chosen.emit(dialog.library_edit.text())
+    assert "not a folder" in dialog.library_note.text()
+    assert window.settings.library is None
+
+    dialog.library_chosen.emit("postgresql://ann:secret@nas:5433/photos")
+    assert window.settings.library == "postgresql://ann@nas:5433/photos"
+    assert load_settings(window.settings.path).library == "postgresql://ann@nas:5433/photos"
+    assert "secret" not in window.statusBar().currentMessage()
+    dialog.library_chosen.emit("")
+    assert window.settings.library is None
