@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
 
-from gallery_app.core.errors import GalleryError, LibraryInUse, ModelUnavailable
+from gallery_app.core.errors import (
+    GalleryError,
+    LibraryInUse,
+    LibraryUnreachable,
+    ModelUnavailable,
+)
 from gallery_app.ui.tasks import Task
 
 if TYPE_CHECKING:
@@ -98,6 +103,7 @@ class LoadModelTask(Task):
 
     title = "Loading the model"
     library_opened = Signal(object)  # Library, before the model is there
+    library_unreachable = Signal(str)  # the shared library's server cannot be reached
     note = Signal(str)  # something the user should hear about, not a failure
     download_progress = Signal(object)  # DownloadProgress
     unavailable = Signal(str)  # the model cannot be loaded: why, and what to do
@@ -137,6 +143,8 @@ class LoadModelTask(Task):
             )
         except ModelUnavailable as exc:
             self.unavailable.emit(str(exc))
+        except LibraryUnreachable as exc:  # the model is fine; the shared library's server is not
+            self.library_unreachable.emit(str(exc))
         except GalleryError:
             raise
         except Exception as exc:  # a model that cannot load is a state, not a crash

@@ -24,7 +24,7 @@ from gallery_app.ui.library_controller import LibraryController
 from gallery_app.ui.library_panel import LibraryPanel
 from gallery_app.ui.menus import build_menus
 from gallery_app.ui.metadata_editor import wire_metadata
-from gallery_app.ui.model_controller import MISSING, ModelController
+from gallery_app.ui.model_controller import MISSING, UNREACHABLE, ModelController
 from gallery_app.ui.results_panel import THUMBNAIL_PX, ResultsPanel
 from gallery_app.ui.search_controller import ResultSummary, SearchController
 from gallery_app.ui.settings import CalibrationState, Settings, UiState
@@ -202,7 +202,7 @@ class MainWindow(QMainWindow):
     def _on_model_unavailable(self, state: str, message: str) -> None:
         self.model_info = None
         self.search.model_state = "failed"
-        self.results_panel.show_model_problem(state == MISSING, message)
+        self.results_panel.show_model_problem(state == MISSING, message, state == UNREACHABLE)
         self.log_view.appendPlainText(message)
         self.model_missing.emit(message)
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gallery_app.core.library import Library
 
 LOADING, READY, FAILED, MISSING = "loading", "ready", "failed", "missing"
+UNREACHABLE = "unreachable"  # the model is fine; the shared library's server cannot be reached
 
 
 class ModelController(QObject):
@@ -103,6 +104,7 @@ class ModelController(QObject):
         task.note.connect(self.note)
         task.download_progress.connect(self.download_progress)
         task.unavailable.connect(self._on_unavailable)
+        task.library_unreachable.connect(self._on_library_unreachable)
         task.result.connect(self._on_result)
         task.done.connect(self._on_done)
         self._task = task
@@ -128,6 +130,14 @@ class ModelController(QObject):
         self.state = MISSING if missing else FAILED
         self.session = None
         self.unavailable.emit(self.state, message)
+
+    @Slot(str)
+    def _on_library_unreachable(self, message: str) -> None:
+        if self._closed:
+            return
+        self.state = UNREACHABLE
+        self.session = None
+        self.unavailable.emit(UNREACHABLE, message)
 
     @Slot(object)
     def _on_result(self, session: Session | None) -> None:

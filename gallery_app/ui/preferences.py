@@ -226,6 +226,7 @@ def save_library(window: MainWindow, dialog: PreferencesDialog, location: str) -
         dialog.library_note.setText("not a folder or a postgresql:// address")
         return
     window.settings.set_library(location)
+    dialog.library_edit.setText(window.settings.library or "")  # as stored: no password
     where = redact(location) if location else "this computer's data folder"
     dialog.library_note.setText("saved: used from the next start")
     window.statusBar().showMessage(

@@ -347,7 +347,13 @@ class ResultsPanel(QWidget):
         if self.stack.currentWidget() is not self.viewer:
             self.stack.setCurrentWidget(self.grid if photos else self.empty_label)
 
-    def show_model_problem(self, missing: bool, message: str) -> None:
+    def show_model_problem(self, missing: bool, message: str, unreachable: bool = False) -> None:
+        if unreachable:  # a shared library's server: the model itself is fine
+            self.show_banner(
+                "<b>The library's server cannot be reached, so searching and indexing are "
+                f"off.</b> Retry once it is back, or change it in File › Preferences.<br>{message}"
+            )
+            return
         what = "cannot be found" if missing else "could not be loaded"
         self.show_banner(
             f"<b>The model {what}, so searching and indexing are off.</b> "

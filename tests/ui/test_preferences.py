@@ -170,5 +170,19 @@ def test_the_library_address_is_saved_without_its_password(qtbot, open_window, t
     assert window.settings.library == "postgresql://ann@nas:5433/photos"
     assert load_settings(window.settings.path).library == "postgresql://ann@nas:5433/photos"
     assert "secret" not in window.statusBar().currentMessage()
+    assert dialog.library_edit.text() == "postgresql://ann@nas:5433/photos"
     dialog.library_chosen.emit("")
     assert window.settings.library is None
+
+
+def test_an_unreachable_library_server_is_named_as_such_not_as_the_model(
+    qtbot, open_window, tiny_model_dir, monkeypatch
+):
+    monkeypatch.setenv("GALLERY_APP_LIBRARY", "postgresql://nobody@127.0.0.1:9/photos")
+    window = open_window(str(tiny_model_dir), wait_ready=False)
+    with qtbot.waitSignal(window.model_missing, timeout=60_000) as blocker:
+        window.start_engine()
+    assert "postgresql://nobody@127.0.0.1:9/photos" in blocker.args[0]
+    banner = window.results_panel.banner_label.text()
+    assert "library's server cannot be reached" in banner
+    assert "model could not be loaded" not in banner
