@@ -714,7 +714,7 @@ class PgCatalog:
         if all(
             before.get(image_id) == (_text(rec.title), _text(rec.caption))
             and sorted(stored.get(image_id, []))
-            == sorted(tag.replace("\x00", "") for tag in _clean_tags(rec.file_keywords or ()))
+            == sorted(str(_text(tag)) for tag in _clean_tags(rec.file_keywords or ()))
             for image_id, rec in items
         ):
             return
