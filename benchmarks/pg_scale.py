@@ -119,6 +119,30 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _proc_kib(pid: int, name: str, field: str) -> int:
+    """A kB field of /proc/PID/<name> (0 where it cannot be read: another OS, a gone process)."""
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def server_pss_mib(postmaster: int) -> float:
+    """Proportional set size of the server: the postmaster and its children, shared memory
+    counted once (Linux only; 0 elsewhere)."""
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return sum(_proc_kib(pid, "smaps_rollup", "Pss") for pid in pids) / 1024
+
+
 def records(images: np.ndarray, folder_id: int, start: int) -> list[ImageRecord]:
     return [
         ImageRecord(f"/photos/{i:08d}.jpg", folder_id, i, 1000 + i, vector=images[i])
@@ -181,13 +205,17 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
     admin.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
     admin.execute(f"SET max_parallel_maintenance_workers = {args.parallel_workers}")
     statement = next(s for s in pg_catalog._schema_statements(images.shape[1]) if "hnsw" in s)
+    builder = admin.execute("SELECT pg_backend_pid()").fetchone()[0]
     started = time.perf_counter()
     admin.execute(statement)
     build_s = time.perf_counter() - started
     emit(
-        f"  HNSW build (m={args.m}, ef_construction={args.ef_construction}, halfvec)"
-        f"  {build_s:8.1f} s"
+        f"  HNSW build (m={args.m}, ef_construction={args.ef_construction}, halfvec, "
+        f"{args.parallel_workers} parallel workers, maintenance_work_mem "
+        f"{args.maintenance_work_mem})  {build_s:8.1f} s"
     )
+    if server is not None:
+        emit(f"  building backend's peak RSS {_proc_kib(builder, 'status', 'VmHWM') / 1024:,.0f} MiB")
     sizes = admin.execute(
         "SELECT pg_relation_size('images'), pg_total_relation_size('images'), "
         "pg_relation_size('images_vector_hnsw'), current_setting('shared_buffers')"
@@ -207,6 +235,9 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         pg_catalog.EF_SEARCH_MIN = ef
         measure_queries(f"ef_search {ef}, {args.candidates} cand.", propose, images, queries, kth,
                         args.candidates)  # fmt: skip
+    if server is not None:
+        pid = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
+        emit(f"  server memory after the queries: PSS {server_pss_mib(pid):,.0f} MiB")
     catalog.close()
     admin.close()
     if server is not None:
