@@ -215,7 +215,8 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         f"{args.maintenance_work_mem})  {build_s:8.1f} s"
     )
     if server is not None:
-        emit(f"  building backend's peak RSS {_proc_kib(builder, 'status', 'VmHWM') / 1024:,.0f} MiB")
+        peak = _proc_kib(builder, "status", "VmHWM") / 1024
+        emit(f"  building backend's peak RSS {peak:,.0f} MiB")
     sizes = admin.execute(
         "SELECT pg_relation_size('images'), pg_total_relation_size('images'), "
         "pg_relation_size('images_vector_hnsw'), current_setting('shared_buffers')"
