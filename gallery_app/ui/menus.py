@@ -60,6 +60,7 @@ def build_menus(window: MainWindow) -> None:
     help_menu.addAction(
         "Keyboard shortcuts", lambda: _show(window, "Keyboard shortcuts", shortcuts_html())
     )
+    help_menu.addAction("Search tips", lambda: _show(window, "Search tips", wording.SEARCH_TIPS))
     help_menu.addAction(
         "How scores work", lambda: _show(window, "How scores work", wording.HOW_SCORES_WORK)
     )

@@ -348,6 +348,8 @@ class ResultsPanel(QWidget):
             self.stack.setCurrentWidget(self.grid if photos else self.empty_label)
 
     def show_model_problem(self, missing: bool, message: str, unreachable: bool = False) -> None:
+        # Choosing another model folder cannot bring a server back: only Retry is offered then.
+        self.choose_model_button.setVisible(not unreachable)
         if unreachable:  # a shared library's server: the model itself is fine
             self.show_banner(
                 "<b>The library's server cannot be reached, so searching and indexing are "

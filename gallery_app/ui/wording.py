@@ -24,9 +24,34 @@ matches come first. When nothing reaches 20%, the window says
 and <i>c</i> (the cosine that scores 50%) are the default. <i>Sharpness</i> changes T for
 this window only; <i>Save as my calibration</i> keeps it (the same setting
 <code>gallery-app tune</code> saves), <i>Reset</i> goes back to the saved one.</p>
-<p><b>Synonyms</b> also search with other words for the same thing (dog → puppy); a photo's
-score is the best over those words. The debug panel (View › Debug scores) shows every word,
-each photo's cosine and score.</p>"""
+<p><b>Synonyms</b> also search with other words for the same thing (dog → puppy). With
+<i>Average</i> (the default) the words make one search for what they have in common, and the
+score stays the model's probability; <i>Best word (OR)</i> takes each photo's best single word,
+which can only raise scores. The debug panel (View › Debug scores) shows every word, each
+photo's cosine and score.</p>
+<p><b>Tags, titles, captions and file names</b> that contain your words lift a photo's score:
+<code>score = visual + (1 − visual) × boost</code>, with a boost of at most 0.95 (your own
+tags 0.9, keywords stored in the file 0.7, words of the file or folder name 0.4). The debug
+panel says which one lifted it.</p>
+<p><b>Find similar</b> (right-click a photo) scores photos against that photo, on a scale of
+its own: two photos are much closer to each other than a photo is to any text.</p>"""
+
+SEARCH_TIPS = """<h3>Search tips</h3>
+<p>Describe what the photo shows, as you would to a person: <i>dog on the beach</i>,
+<i>birthday cake with candles</i>, <i>red car at night</i>.</p>
+<table cellspacing=6>
+<tr><td><b>beach without people</b></td><td>leaves out photos that show people (also
+<i>not people</i>, or <i>-people</i> for a single word)</td></tr>
+<tr><td><b>beach and dog</b></td><td>both must be in the photo</td></tr>
+<tr><td><b>"black and white" photo</b></td><td>quotes keep words together, operators
+included</td></tr>
+</table>
+<p>Phrases that are one thing stay whole (<i>salt and pepper</i>, <i>rock and roll</i>);
+<i>no</i>, <i>or</i> and <i>except</i> are searched as words. A photo's score for
+<i>a and b</i> is P(a) × P(b); for <i>a without b</i> it is P(a) × (1 − P(b)).</p>
+<p>The filter row (<i>Taken</i>, the folder, the order) narrows the search to a date range or
+a folder and can put the matches in date order. <i>Hide below</i>, beside Sharpness, hides
+photos that score under it.</p>"""
 
 
 def band(score: float | None) -> str:

@@ -154,6 +154,7 @@ def test_offline_first_run_says_so_in_one_line(qtbot, open_window, hub_cache):
     assert "gallery-app models download google/siglip2-base-patch16-224" in message
     assert "--model FOLDER" in message and str(hub_cache) in message
     assert window.results_panel.banner.isVisible()
+    assert window.results_panel.choose_model_button.isVisibleTo(window.results_panel)
 
 
 def test_the_library_address_is_saved_without_its_password(qtbot, open_window, tiny_model_dir):
@@ -186,3 +187,6 @@ def test_an_unreachable_library_server_is_named_as_such_not_as_the_model(
     banner = window.results_panel.banner_label.text()
     assert "library's server cannot be reached" in banner
     assert "model could not be loaded" not in banner
+    panel = window.results_panel
+    assert panel.retry_button.isVisibleTo(panel)
+    assert not panel.choose_model_button.isVisibleTo(panel)

@@ -181,6 +181,7 @@ def test_ctrl_f_focuses_search_and_help_menu_explains(
 
     for title, expected in (
         ("How scores work", "estimated probability"),
+        ("Search tips", "beach without people"),
         ("Keyboard shortcuts", "Ctrl+F"),
         ("About gallery-app", str(window.settings.path)),
     ):
