@@ -74,7 +74,16 @@ def result_parts_json(result: Any) -> dict[str, Any]:
         return {}
     return {
         "parts": [
-            {"text": part.text, "kind": part.kind, "raw": part.raw, "score": part.score}
+            {
+                "text": part.text,
+                "kind": part.kind,
+                "raw": part.raw,
+                # The part's hybrid score (core/metadata.py): visual + (1 - visual) x boost.
+                "score": part.score,
+                "visual": part.score if part.visual is None else part.visual,
+                "boost": part.boost,
+                "boost_reason": part.boost_reason,
+            }
             for part in result.parts
         ]
     }

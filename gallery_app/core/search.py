@@ -155,7 +155,10 @@ class PartScore:
     text: str
     kind: str  # query.AND or query.NOT
     raw: float
-    score: float
+    score: float  # the part's hybrid score: visual + (1 - visual) x boost (core/metadata.py)
+    visual: float | None = None  # its calibrated visual score alone
+    boost: float = 0.0  # the metadata boost of this part's words (0: nothing matched)
+    boost_reason: str = ""
 
 
 class CosineSource(Protocol):
@@ -374,24 +377,35 @@ class CombinedHits:
     def calibration_for(self, text_calibration: Calibration) -> Calibration:
         return text_calibration
 
-    def part_scores(
+    def _hybrid(self, visual: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Each part's P: its visual score lifted by its own words' metadata boost, as that
+        part searched alone is (so a photo tagged "people" is left out of "beach without
+        people" whatever its pixels say)."""
+        probability = visual.copy()
+        for column, hits in enumerate(self.part_hits):
+            if hits.boost is not None and len(hits.boost.values) == len(visual):
+                probability[:, column] = hybrid_score(visual[:, column], hits.boost.values)
+        return probability
+
+    def _part_scores(
         self, calibration: Calibration
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
-        """(P, raw) of every part for every photo, shape (n_photos, n_parts), and the
-        combined score of every photo, shape (n_photos,)."""
+        """(visual P, raw) of every part for every photo, shape (n_photos, n_parts), and the
+        combined score of every photo from the parts' hybrid P, shape (n_photos,)."""
         count = len(self.image_ids)
-        probability = np.empty((count, len(self.parts)), np.float64)
+        visual = np.empty((count, len(self.parts)), np.float64)
         raw = np.empty((count, len(self.parts)), np.float32)
         for column, hits in enumerate(self.part_hits):
             if count and hits.variants:
-                probability[:, column], raw[:, column], _ = hits.column_scores(calibration)
+                visual[:, column], raw[:, column], _ = hits.column_scores(calibration)
             else:  # a part with nothing to search (no words) scores nothing
-                probability[:, column], raw[:, column] = 0.0, 0.0
+                visual[:, column], raw[:, column] = 0.0, 0.0
+        probability = self._hybrid(visual)
         combined = np.ones(count, np.float64)
         for column, part in enumerate(self.parts):
             p = probability[:, column]
             combined *= (1.0 - p) if part.kind == NOT else p
-        return probability, raw, combined
+        return visual, raw, combined
 
     def rank(
         self,
@@ -403,7 +417,9 @@ class CombinedHits:
         image id), at most top_k, each with a combined score >= min_score; exact."""
         if len(self.image_ids) == 0:
             return []
-        probability, raw, combined = self.part_scores(calibration)
+        visual, raw, combined = self._part_scores(calibration)
+        probability = self._hybrid(visual)
+        boosts = [hits.boost for hits in self.part_hits]
         primary = self.primary
         lead = self.part_hits.index(primary)
         if primary.variants:
@@ -424,8 +440,16 @@ class CombinedHits:
                     weight=variant.weight,
                     position=i,
                     parts=tuple(
-                        PartScore(part.text, part.kind, float(raw[i, j]), float(probability[i, j]))
-                        for j, part in enumerate(self.parts)
+                        PartScore(
+                            part.text,
+                            part.kind,
+                            float(raw[i, j]),
+                            float(probability[i, j]),
+                            float(visual[i, j]),
+                            0.0 if boost is None else float(boost.values[i]),
+                            "" if boost is None else boost.reasons[i],
+                        )
+                        for j, (part, boost) in enumerate(zip(self.parts, boosts, strict=True))
                     ),
                 )
             )

@@ -290,8 +290,23 @@ class ResultsTableModel(QAbstractTableModel):
 BOOST_LINES = 3  # boosted photos listed (more squeezed the table at 800 px); tooltips have each
 
 
+def _part_boost_lines(result: SearchResult) -> list[str]:
+    """For a query of parts: each boosted part's visual score, boost and hybrid P, and why."""
+    return [
+        f"{'not ' if part.kind == 'not' else ''}“{part.text}”: visual {part.visual:.4f}, "
+        f"boost {part.boost:.2f} → P {part.score:.4f} ({part.boost_reason})"
+        for part in result.parts
+        if part.visual is not None and part.boost > 0
+    ]
+
+
 def boost_text(result: SearchResult) -> str:
     """A result's hybrid score spelled out: visual, boost, score, and why."""
+    if result.parts:
+        lines = _part_boost_lines(result)
+        if not lines:
+            return "No metadata matched: each part's score is its visual score."
+        return "\n".join(lines)
     if result.visual is None or result.boost <= 0:
         return "No metadata matched: the score is the visual score."
     return (
@@ -302,6 +317,8 @@ def boost_text(result: SearchResult) -> str:
 
 def boost_section(results: Sequence[SearchResult]) -> str:
     """The metadata boosts of a search: how many photos matched, the first few and why."""
+    if any(r.parts for r in results):
+        return _parts_boost_section(results)
     boosted = [r for r in results if r.visual is not None and r.boost > 0]
     if not boosted:
         return ""
@@ -315,6 +332,21 @@ def boost_section(results: Sequence[SearchResult]) -> str:
             f"{os.path.basename(r.path)}: visual {r.visual:.4f}, boost {r.boost:.2f} → "
             f"{r.score:.4f} ({r.boost_reason})"
         )
+    if len(boosted) > BOOST_LINES:
+        lines.append(f"… and {len(boosted) - BOOST_LINES} more (hover a score for its own)")
+    return "\n".join(lines)
+
+
+def _parts_boost_section(results: Sequence[SearchResult]) -> str:
+    boosted = [r for r in results if _part_boost_lines(r)]
+    if not boosted:
+        return ""
+    lines = [
+        f"Metadata boost of a part (its P = visual + (1 − visual) × boost) on {len(boosted)} of "
+        f"{len(results)} results:"
+    ]
+    for r in boosted[:BOOST_LINES]:
+        lines.append(f"{os.path.basename(r.path)}: " + "; ".join(_part_boost_lines(r)))
     if len(boosted) > BOOST_LINES:
         lines.append(f"… and {len(boosted) - BOOST_LINES} more (hover a score for its own)")
     return "\n".join(lines)

@@ -469,6 +469,11 @@ def describe_parts(result: SearchResult | None) -> list[str]:
         name = html.escape(part.text)
         shown = f"not {name}" if part.kind == "not" else name
         lines.append(f"<small>{shown}: {part.raw:.3f} → {wording.percent(part.score)}</small>")
+        if part.visual is not None and part.boost > 0:
+            lines.append(
+                f"<small>&nbsp;&nbsp;the pixels alone: {wording.percent(part.visual)}; "
+                f"{html.escape(part.boost_reason)}: boost {part.boost:.2f}</small>"
+            )
         factors.append(f"(1 − P({name}))" if part.kind == "not" else f"P({name})")
     lines.append(f"<small>Score = {' × '.join(factors)} = {wording.percent(result.score)}</small>")
     return lines

@@ -137,3 +137,39 @@ def test_progressive_parts_show_the_words_as_typed_first(library, encoder, index
 def test_an_empty_library_has_no_results(library, encoder):
     hits = Searcher(library, encoder, small_expander()).search_query("beach -people")
     assert hits.rank(CALIBRATION, top_k=None) == []
+
+
+def test_a_tag_counts_in_its_own_part_as_in_a_search_of_that_part_alone(library, encoder, indexed):
+    """A part's P is its hybrid score: a photo tagged "people" is pushed out of "beach
+    -people", one tagged "dog" up in "beach and dog", by exactly the one-part boost."""
+    expander = small_expander()
+    ids, _ = library.catalog.vectors()
+    tagged_people, tagged_dog = int(ids[3]), int(ids[7])
+    library.catalog.edit_tags([tagged_people], add=["people"])
+    library.catalog.edit_tags([tagged_dog], add=["dog"])
+    searcher = Searcher(library, encoder, expander)
+
+    _, _, visual = brute_force(library, encoder, expander, [("beach", "and"), ("people", "not")],
+                               CALIBRATION)  # fmt: skip
+    row = ids.tolist().index(tagged_people)
+    results = {
+        r.image_id: r for r in searcher.search_query("beach -people").rank(CALIBRATION, None)
+    }
+    people = results[tagged_people].parts[1]
+    assert people.visual == pytest.approx(visual[row, 1], rel=1e-5)
+    assert people.boost == pytest.approx(0.9) and "people" in people.boost_reason
+    assert people.score == pytest.approx(visual[row, 1] + (1 - visual[row, 1]) * 0.9, rel=1e-6)
+    assert results[tagged_people].score == pytest.approx(visual[row, 0] * (1 - people.score))
+    assert results[tagged_people].score <= 0.1 * visual[row, 0] + 1e-12
+    # The same P as the part searched alone (which has applied tags since issue 13).
+    alone = {
+        r.image_id: r.score for r in searcher.search("people", top_k=None).rank(CALIBRATION, None)
+    }
+    assert people.score == pytest.approx(alone[tagged_people], rel=1e-9)
+    for image_id, result in results.items():  # an untagged photo's P is its visual score
+        if image_id != tagged_people:
+            assert result.parts[1].boost == 0 and result.parts[1].score == result.parts[1].visual
+
+    hits = searcher.search_query("beach and dog", top_k=3)
+    dog = {r.image_id: r for r in hits.rank(CALIBRATION, None)}[tagged_dog].parts[1]
+    assert dog.boost == pytest.approx(0.9) and dog.score >= 0.9

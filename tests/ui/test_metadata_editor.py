@@ -79,6 +79,27 @@ def test_tagging_in_the_viewer_stores_it_and_ranks_the_photo_first(
     assert f"visual {first.visual:.4f}" in tip and f"= {first.score:.4f}" in tip
 
 
+def test_a_tag_leaves_a_photo_out_of_a_query_that_excludes_it(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(6)[0].parent)
+    search(qtbot, window, "sea")
+    top = window.grid_model.items()[0]
+    session(window).library.catalog.edit_tags([top.image_id], add=["people"])
+    search(qtbot, window, "sea -people")
+    result = next(r for r in window.search.results if r.image_id == top.image_id)
+    people = result.parts[1]
+    assert people.kind == "not" and people.boost > 0 and "your tag “people”" in people.boost_reason
+    assert result.score <= (1 - people.score) + 1e-12 and people.score >= 0.9
+    section = window.debug_panel.boost_text()
+    assert "Metadata boost of a part" in section and "your tag “people”" in section
+    table = window.debug_panel.table_model()
+    row = next(i for i in range(table.rowCount()) if table.result_at(i).image_id == top.image_id)
+    tip = table.index(row, table.SCORE).data(3)  # ToolTipRole
+    assert f"visual {people.visual:.4f}" in tip and f"P {people.score:.4f}" in tip
+
+
 def test_tags_for_a_selection_from_the_grid(qtbot, open_window, tiny_model_dir, make_images):
     window = open_window(str(tiny_model_dir))
     index_folder(qtbot, window, make_images(5)[0].parent)
