@@ -48,7 +48,9 @@ included</td></tr>
 </table>
 <p>Phrases that are one thing stay whole (<i>salt and pepper</i>, <i>rock and roll</i>);
 <i>no</i>, <i>or</i> and <i>except</i> are searched as words. A photo's score for
-<i>a and b</i> is P(a) × P(b); for <i>a without b</i> it is P(a) × (1 − P(b)).</p>
+<i>a and b</i> is P(a) × P(b); for <i>a without b</i> it is P(a) × (1 − P(b)). Your tags
+count in each part: a photo you tagged <i>people</i> is left out of <i>beach without
+people</i>.</p>
 <p>The filter row (<i>Taken</i>, the folder, the order) narrows the search to a date range or
 a folder and can put the matches in date order. <i>Hide below</i>, beside Sharpness, hides
 photos that score under it.</p>"""
