@@ -37,6 +37,7 @@ from gallery_app.core.feedback import (
     Judgement,
     fit_feedback,
     fit_marks,
+    parts_line,
 )
 from gallery_app.core.jsonfile import read_regular_file
 from gallery_app.core.library import Library
@@ -431,6 +432,8 @@ class Tuner:
                 f"Judged photos rank {int(ranks.min())} to {int(ranks.max())} (median "
                 f"{int(np.median(ranks))}) of {library_size} for their queries."
             )
+        if feedback.parts is not None and feedback.parts.split:
+            self._say(parts_line(feedback.parts))
         if feedback.top_only:
             self._say(
                 f"All judged photos are in the top {feedback.top_ranks} of their query's "

@@ -4,7 +4,7 @@ statistic, with what it rests on. The one place `tune feedback`, `marks fit` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,7 @@ from gallery_app.core.calibrate import (
 from gallery_app.core.catalog import Mark
 from gallery_app.core.errors import CalibrationError
 from gallery_app.core.probes import ImageVectors
+from gallery_app.core.query import AND, ParsedQuery
 from gallery_app.core.search import ENSEMBLE, Searcher, SearchHits, hits_from_vectors
 from gallery_app.core.store import CatalogStore
 
@@ -55,6 +56,38 @@ def mark_query(query: str) -> str:
 
 def judgements_from_marks(marks: Sequence[Mark]) -> list[Judgement]:
     return [Judgement(m.path, m.query, m.relevant) for m in marks]
+
+
+@dataclass(frozen=True)
+class PartJudgements:
+    """Judgements of queries of parts ("beach -people") as judgements of their parts."""
+
+    judgements: tuple[Judgement, ...]
+    split: int  # judgements of a query of parts, each turned into one per part
+    ambiguous: int  # of those, the ones marked not relevant: left out (see part_judgements)
+
+
+def part_judgements(
+    parse: Callable[[str], ParsedQuery], judgements: Sequence[Judgement]
+) -> PartJudgements:
+    """A fit reads one cosine per photo and query, and a query of parts has several. A photo
+    marked relevant to "beach -people" is relevant to "beach" and not relevant to "people"
+    (its score is P(beach) x (1 - P(people)), high only when both hold), so it counts for
+    each part. One marked not relevant says only that some part failed, not which: it is
+    left out. A plain query (no operator) is kept as it is."""
+    out: list[Judgement] = []
+    split = ambiguous = 0
+    for judgement in judgements:
+        parsed = parse(judgement.query)
+        if parsed.plain or not parsed.parts:
+            out.append(judgement)
+            continue
+        split += 1
+        if not judgement.relevant:
+            ambiguous += 1
+            continue
+        out.extend(Judgement(judgement.path, part.text, part.kind == AND) for part in parsed.parts)
+    return PartJudgements(tuple(out), split, ambiguous)
 
 
 def marks_needed(relevant: int, not_relevant: int, minimum: int = MIN_MARKS_EACH) -> str | None:
@@ -104,6 +137,7 @@ class FeedbackFit:
     statistic: str  # ranked_statistic(...) of the settings fitted under
     ranked_under: Calibration  # the calibration the ranks were taken under
     _scored: tuple[_QueryHits, ...] = ()
+    parts: PartJudgements | None = None  # how judgements of queries of parts were read
 
     @property
     def calibration(self) -> Calibration:
@@ -157,7 +191,14 @@ def fit_feedback(
     `minimum_each`, fewer judgements of either kind raise NotEnoughMarks saying how many more.
     """
     row_of_path = {p: i for i, p in enumerate(images.paths)}
-    usable = tuple(j for j in judgements if j.path in row_of_path)
+    parts = part_judgements(searcher.parse, judgements)
+    usable = tuple(j for j in parts.judgements if j.path in row_of_path)
+    if not usable and parts.ambiguous:
+        raise CalibrationError(
+            f"All {parts.ambiguous} judgement(s) are of queries with not/and and say "
+            "not relevant, which does not tell which part failed: there is nothing to fit. "
+            "Mark photos that are relevant to such a query, or judge plain queries."
+        )
     if not usable:
         raise CalibrationError("None of the judged photos could be read, so there is no fit.")
     relevant = np.array([j.relevant for j in usable], dtype=bool)
@@ -200,7 +241,24 @@ def fit_feedback(
         ranked_statistic(expand, aggregate),
         calibration,
         tuple(scored),
+        parts,
     )
+
+
+def parts_line(parts: PartJudgements | None) -> str:
+    """What was done with judgements of queries of parts, in words ("" when there were none)."""
+    if parts is None or not parts.split:
+        return ""
+    line = (
+        f"{parts.split} judgement(s) of queries with not/and: each one marked relevant counts "
+        "for every part (relevant to what must be there, not relevant to what must not)"
+    )
+    if parts.ambiguous:
+        line += (
+            f"; {parts.ambiguous} marked not relevant were left out, since they do not say "
+            "which part failed"
+        )
+    return line + "."
 
 
 def marked_images(catalog: CatalogStore, marks: Sequence[Mark]) -> tuple[ImageVectors, list[Mark]]:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gallery_app.core.feedback import TOP_ONLY_PRIOR_SCALE
+from gallery_app.core.feedback import TOP_ONLY_PRIOR_SCALE, parts_line
 from gallery_app.ui import wording
 
 if TYPE_CHECKING:
@@ -184,6 +184,7 @@ class FeedbackPanel(QWidget):
                 f"from lower down (ranks {2 * feedback.top_ranks}–{10 * feedback.top_ranks} in "
                 "the debug table) for a fit that can move."
             )
+        lines.append(parts_line(feedback.parts))
         if outcome.left_out:
             lines.append(
                 f"{len(outcome.left_out)} mark(s) left out: their photos could not be read "

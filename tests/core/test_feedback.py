@@ -162,3 +162,49 @@ def test_a_marked_photo_without_a_vector_is_left_out_and_named(encoder, library,
 
 def test_the_mark_key_ignores_case_and_spacing():
     assert mark_query("  Dog   on the BEACH ") == "dog on the beach"
+
+
+def test_a_relevant_mark_on_a_query_of_parts_counts_for_each_part(encoder, library, photos):
+    """ "beach -people" marked relevant: relevant to beach, not relevant to people. Marked not
+    relevant it says only that some part failed, so it is left out and counted."""
+    from gallery_app.core.feedback import Judgement, fit_feedback, marked_images, parts_line
+
+    ids = library.catalog.ids_for_paths([str(p) for p in photos])
+    rng = np.random.default_rng(7)
+    plain = []
+    for n, path in enumerate(photos):
+        relevant = n < 5
+        library.catalog.set_mark(ids[str(path)], "dog -snow", relevant)
+        if relevant:
+            plain += [Judgement(str(path), "dog", True), Judgement(str(path), "snow", False)]
+        extra = bool(rng.random() < 0.5) if n > 1 else n == 0
+        library.catalog.set_mark(ids[str(path)], "dog", extra)
+        plain.append(Judgement(str(path), "dog", extra))
+    searcher = Searcher(library, encoder)
+    marks = library.catalog.marks()
+    fitted, _ = fit_marks(searcher, marks, prior(encoder), prior(encoder))
+    assert fitted.parts is not None
+    assert (fitted.parts.split, fitted.parts.ambiguous) == (len(photos), len(photos) - 5)
+    assert len(fitted.judgements) == len(plain)  # 10 plain + 5 x 2 parts
+    images, _ = marked_images(library.catalog, marks)
+    direct = fit_feedback(searcher, plain, images, prior(encoder), prior(encoder))
+    assert fitted.calibration == pytest.approx(direct.calibration)
+    assert sorted((j.path, j.query, j.relevant) for j in fitted.judgements) == sorted(
+        (j.path, j.query, j.relevant) for j in plain
+    )
+    line = parts_line(fitted.parts)
+    assert f"{len(photos)} judgement(s) of queries with not/and" in line
+    assert f"{len(photos) - 5} marked not relevant were left out" in line
+
+
+def test_only_not_relevant_marks_on_queries_of_parts_say_there_is_nothing_to_fit(
+    encoder, library, photos
+):
+    from gallery_app.core.errors import CalibrationError
+
+    ids = library.catalog.ids_for_paths([str(p) for p in photos])
+    for path in photos[:4]:
+        library.catalog.set_mark(ids[str(path)], "dog and snow", False)
+    with pytest.raises(CalibrationError, match="which part failed"):
+        fit_marks(Searcher(library, encoder), library.catalog.marks(), prior(encoder),
+                  prior(encoder))  # fmt: skip
