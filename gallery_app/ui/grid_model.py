@@ -185,13 +185,12 @@ class GridModel(QAbstractListModel):
             return []
         return [*self._earlier_rows_by_path.get(path, ()), last]
 
-    def pixmap_for_path(self, path: str) -> Any:
-        """The thumbnail of a path shown in the grid (None while it loads, or not shown)."""
-        rows = self.rows_for_path(path)
-        if not rows or self._provider is None:
+    def thumbnail(self, path: str, mtime_ns: int | None) -> Any:
+        """The thumbnail of any photo, shown in the grid or not, at the grid's size (None
+        while it loads: the provider's `ready` says when to ask again)."""
+        if self._provider is None or mtime_ns is None:
             return None
-        item = self._items[rows[0]]
-        return self._provider.pixmap(item.path, item.mtime_ns, self._dpr)
+        return self._provider.pixmap(path, mtime_ns, self._dpr)
 
     def row_for_image(self, image_id: int) -> int | None:
         return self._id_lookup().get(image_id)

@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([220, 900])
         self.setCentralWidget(self.splitter)
-        self.debug_panel = DebugPanel(thumbnail_for=self.grid_model.pixmap_for_path)
+        self.debug_panel = DebugPanel(thumbnail_for=self.search.thumbnail_for)
         self.debug_dock = self._dock(
             "Debug scores", self.debug_panel, Qt.DockWidgetArea.RightDockWidgetArea
         )

@@ -111,6 +111,7 @@ class SearchController(QObject):
         self._pending: tuple[int, str, bool, str] | tuple[int, int] | None = None
         self._library_items: list[GridItem] = []
         self._mtime_by_id: dict[int, int] = {}  # thumbnails are keyed by (path, mtime)
+        self._mtime_by_path: dict[str, int] = {}
         self.choice = FilterChoice()  # date and folder filters, sort (the filter row)
         self.dates = PhotoDates([])  # date taken of every photo listed
         self._mask: tuple[object, FilterChoice, np.ndarray] | None = None
@@ -140,11 +141,16 @@ class SearchController(QObject):
         self._library_items = items
         # Built once per listing, not on every slider move over a large library.
         self._mtime_by_id = {item.image_id: item.mtime_ns for item in items}
+        self._mtime_by_path = {item.path: item.mtime_ns for item in items}
         if dates is not None:
             self.dates = dates
             self._mask = None
         if not self.query:
             self.grid_model.set_items(self._filtered_library())
+
+    def thumbnail_for(self, path: str) -> Any:
+        """A result's thumbnail for the debug table, whether or not the grid shows it."""
+        return self.grid_model.thumbnail(path, self._mtime_by_path.get(path))
 
     def set_library_images(self, images: list[Any]) -> None:
         """A new listing (ImageInfo, newest first): the grid's rows and their dates taken."""

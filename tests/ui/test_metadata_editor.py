@@ -157,3 +157,24 @@ def test_a_read_only_window_still_saves_tags(qtbot, open_window, tiny_model_dir,
         window.metadata.set_library(lib)
         reader.close()
     QApplication.processEvents()
+
+
+def test_the_debug_table_shows_thumbnails_of_results_the_grid_does_not(
+    qtbot, open_window, tiny_model_dir, make_images
+):
+    from PySide6.QtCore import Qt
+
+    window = open_window(str(tiny_model_dir))
+    index_folder(qtbot, window, make_images(20)[0].parent)
+    search(qtbot, window, "zebra")
+    in_grid = {item.image_id for item in window.grid_model.items()}
+    table = window.debug_panel.table_model()
+    hidden = [i for i in range(table.rowCount()) if table.result_at(i).image_id not in in_grid]
+    assert hidden, "the search should leave some results out of the grid (no confident match)"
+    cell = table.index(hidden[-1], table.THUMBNAIL)
+
+    def shown() -> bool:
+        pixmap = table.data(cell, Qt.ItemDataRole.DecorationRole)
+        return pixmap is not None and not pixmap.isNull()
+
+    qtbot.waitUntil(shown, timeout=WAIT_MS)  # loaded for the table, then refreshed
