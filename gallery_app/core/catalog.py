@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -240,6 +240,65 @@ class ImageInfo:
     size: int
 
 
+def new_library_meta(schema_version: int, model_id: str, dim: int) -> list[tuple[str, str]]:
+    """The meta rows of a new library, on either backend."""
+    return [
+        ("schema_version", str(schema_version)),
+        ("model_id", model_id),
+        ("dim", str(dim)),
+        ("generation", "0"),
+        ("metadata_generation", "0"),
+    ]
+
+
+def checked_schema_version(
+    meta: Mapping[str, str],
+    where: str,
+    model_id: str,
+    dim: int,
+    supported: int,
+    damaged: Callable[[], str],
+) -> int:
+    """A library's schema version from its meta rows, once it is known to be one this
+    gallery-app reads and of this model: a newer schema or another model raise
+    LibraryMismatch, an unreadable version CorruptCatalog (with the message `damaged()`)."""
+    try:
+        version = int(meta.get("schema_version", ""))
+    except ValueError:
+        raise CorruptCatalog(damaged()) from None
+    if version > supported:
+        raise LibraryMismatch(
+            f"The library {where} was written by a newer gallery-app "
+            f"(schema {version}, this one reads up to {supported}). Upgrade "
+            "gallery-app; the library was left untouched."
+        )
+    if meta.get("model_id") != model_id or meta.get("dim") != str(dim):
+        raise LibraryMismatch(
+            f"The library {where} holds vectors of model {meta.get('model_id')!r} "
+            f"(dim {meta.get('dim')}), not {model_id!r} (dim {dim}); "
+            "vectors of two models are never mixed."
+        )
+    return version
+
+
+def metadata_from_rows(
+    field_rows: Iterable[Sequence[Any]], tag_rows: Iterable[Sequence[Any]]
+) -> dict[int, PhotoMetadata]:
+    """PhotoMetadata by image id from rows (id, description, title, caption) and rows
+    (image id, source, tag) in tag order, on either backend."""
+    fields = {int(i): (d, t, c) for i, d, t, c in field_rows}
+    tags: dict[int, tuple[list[str], list[str]]] = {}
+    for image_id, source, tag in tag_rows:
+        user, file = tags.setdefault(int(image_id), ([], []))
+        (user if source == "user" else file).append(str(tag))
+    out = {}
+    for image_id in fields.keys() | tags.keys():
+        description, title, caption = fields.get(image_id, (None, None, None))
+        user, file = tags.get(image_id, ([], []))
+        out[image_id] = PhotoMetadata(tuple(user), tuple(file), description, title, caption)
+    return out
+
+
 class Catalog:
     """One SQLite file per library. Thread-safe: one connection behind one lock.
 
@@ -352,13 +411,7 @@ class Catalog:
                 db.execute(statement)
         db.executemany(
             "INSERT INTO meta(key, value) VALUES (?, ?)",
-            [
-                ("schema_version", str(SCHEMA_VERSION)),
-                ("model_id", self.model_id),
-                ("dim", str(self.dim)),
-                ("generation", "0"),
-                ("metadata_generation", "0"),
-            ],
+            new_library_meta(SCHEMA_VERSION, self.model_id, self.dim),
         )
 
     def _close_quietly(self) -> None:
@@ -368,24 +421,14 @@ class Catalog:
 
     def _check_version_and_identity(self) -> None:
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
-        try:
-            version = int(meta.get("schema_version", ""))
-        except ValueError:
-            raise CorruptCatalog(
-                self._damaged_message(f"schema version {meta.get('schema_version')!r}")
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise LibraryMismatch(
-                f"The library {self.path} was written by a newer gallery-app "
-                f"(schema {version}, this one reads up to {SCHEMA_VERSION}). Upgrade "
-                "gallery-app; the library was left untouched."
-            )
-        if meta.get("model_id") != self.model_id or meta.get("dim") != str(self.dim):
-            raise LibraryMismatch(
-                f"The library {self.path} holds vectors of model {meta.get('model_id')!r} "
-                f"(dim {meta.get('dim')}), not {self.model_id!r} (dim {self.dim}); "
-                "vectors of two models are never mixed."
-            )
+        version = checked_schema_version(
+            meta,
+            str(self.path),
+            self.model_id,
+            self.dim,
+            SCHEMA_VERSION,
+            lambda: self._damaged_message(f"schema version {meta.get('schema_version')!r}"),
+        )
         if version < SCHEMA_VERSION:
             self._migrate(version)
 
@@ -894,31 +937,23 @@ class Catalog:
         """Tags, description, title and caption of the given images (all when None); an image
         with none of them is absent from the result."""
         wanted = None if ids is None else list(ids)
-        fields: dict[int, tuple[str | None, str | None, str | None]] = {}
-        tags: dict[int, tuple[list[str], list[str]]] = {}
+        field_rows: list[Any] = []
+        tag_rows: list[Any] = []
         with self._lock:
             for (clause, params), (tag_clause, _) in zip(
                 _id_chunks(wanted, "id"), _id_chunks(wanted, "image_id"), strict=True
             ):
-                for image_id, description, title, caption in self.db.execute(
+                field_rows += self.db.execute(
                     "SELECT id, description, title, caption FROM images WHERE "
                     "(description IS NOT NULL OR title IS NOT NULL OR caption IS NOT NULL)"
                     f"{clause}",
                     params,
-                ):
-                    fields[int(image_id)] = (description, title, caption)
-                for image_id, source, tag in self.db.execute(
+                ).fetchall()
+                tag_rows += self.db.execute(
                     f"SELECT image_id, source, tag FROM tags WHERE 1{tag_clause} ORDER BY tag",
                     params,
-                ):
-                    user, file = tags.setdefault(int(image_id), ([], []))
-                    (user if source == "user" else file).append(str(tag))
-        out = {}
-        for image_id in fields.keys() | tags.keys():
-            description, title, caption = fields.get(image_id, (None, None, None))
-            user, file = tags.get(image_id, ([], []))
-            out[image_id] = PhotoMetadata(tuple(user), tuple(file), description, title, caption)
-        return out
+                ).fetchall()
+        return metadata_from_rows(field_rows, tag_rows)
 
     @_guarded
     def tag_counts(self) -> list[tuple[str, int]]:

@@ -44,14 +44,16 @@ from gallery_app.core.catalog import (
     Mark,
     PhotoMetadata,
     _clean_tags,
+    checked_schema_version,
     is_within,
+    metadata_from_rows,
+    new_library_meta,
 )
 from gallery_app.core.errors import (
     CorruptCatalog,
     DiskFull,
     GalleryError,
     LibraryInUse,
-    LibraryMismatch,
     LibraryUnreachable,
 )
 
@@ -447,35 +449,21 @@ class PgCatalog:
                     conn.execute(statement)
                 conn.cursor().executemany(
                     "INSERT INTO meta(key, value) VALUES (%s, %s)",
-                    [
-                        ("schema_version", str(PG_SCHEMA_VERSION)),
-                        ("model_id", self.model_id),
-                        ("dim", str(self.dim)),
-                        ("generation", "0"),
-                        ("metadata_generation", "0"),
-                    ],
+                    new_library_meta(PG_SCHEMA_VERSION, self.model_id, self.dim),
                 )
                 return
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            try:
-                version = int(meta.get("schema_version", ""))
-            except ValueError:
-                raise CorruptCatalog(
+            version = checked_schema_version(
+                meta,
+                self.path,
+                self.model_id,
+                self.dim,
+                PG_SCHEMA_VERSION,
+                lambda: (
                     f"The library {self.path} has an unreadable schema version "
                     f"{meta.get('schema_version')!r}; it was left untouched."
-                ) from None
-            if version > PG_SCHEMA_VERSION:
-                raise LibraryMismatch(
-                    f"The library {self.path} was written by a newer gallery-app "
-                    f"(schema {version}, this one reads up to {PG_SCHEMA_VERSION}). Upgrade "
-                    "gallery-app; the library was left untouched."
-                )
-            if meta.get("model_id") != self.model_id or meta.get("dim") != str(self.dim):
-                raise LibraryMismatch(
-                    f"The library {self.path} holds vectors of model {meta.get('model_id')!r} "
-                    f"(dim {meta.get('dim')}), not {self.model_id!r} (dim {self.dim}); "
-                    "vectors of two models are never mixed."
-                )
+                ),
+            )
             if version < PG_SCHEMA_VERSION:
                 self._migrate(conn, version)
 
@@ -949,17 +937,7 @@ class PgCatalog:
             return fields, tags
 
         field_rows, tag_rows = self._run(run)
-        fields = {int(i): (d, t, c) for i, d, t, c in field_rows}
-        tags: dict[int, tuple[list[str], list[str]]] = {}
-        for image_id, source, tag in tag_rows:
-            user, file = tags.setdefault(int(image_id), ([], []))
-            (user if source == "user" else file).append(str(tag))
-        out = {}
-        for image_id in fields.keys() | tags.keys():
-            description, title, caption = fields.get(image_id, (None, None, None))
-            user, file = tags.get(image_id, ([], []))
-            out[image_id] = PhotoMetadata(tuple(user), tuple(file), description, title, caption)
-        return out
+        return metadata_from_rows(field_rows, tag_rows)
 
     def tag_counts(self) -> list[tuple[str, int]]:
         rows = self._run(
