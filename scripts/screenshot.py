@@ -71,6 +71,50 @@ def scene(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(1.2))
 
 
+def wait_for(signal: object, what: str, timeout_ms: int = 300_000) -> None:
+    """Run the event loop until `signal` fires; exit the script if it takes too long."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    signal.connect(loop.quit)  # type: ignore[attr-defined]
+    timer = QTimer(singleShot=True, interval=timeout_ms)
+    timer.timeout.connect(lambda: sys.exit(f"timed out waiting for {what}"))
+    timer.start()
+    loop.exec()
+    timer.stop()
+
+
+def settle(app, window) -> None:
+    """Let the thumbnail threads deliver (up to 15 s) before grabbing."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    deadline = QTimer(singleShot=True, interval=15_000)
+    deadline.start()
+    while window.thumbnails.pending_count and deadline.isActive():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+    for _ in range(20):
+        app.processEvents()
+
+
+def open_indexed_window(work: Path, model: str, photos: Path, width: int, height: int):
+    """(app, window): the window at this size, its model loaded and `photos` indexed."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gallery_app.ui.main_window import MainWindow
+
+    app = QApplication([])
+    store = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(work / "data", model, store)
+    window.resize(width, height)
+    window.show()
+    window.start_engine()
+    wait_for(window.model_loaded, "the model")
+    window.start_indexing([str(photos)])
+    wait_for(window.library.idle, "indexing")
+    return app, window
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder or hub id (default: tiny random SigLIP)")
@@ -99,30 +143,7 @@ def main() -> int:
     for i in range(args.photos):
         scene(i).save(photos / f"IMG_{2000 + i}.jpg", quality=90)
 
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from gallery_app.ui.main_window import MainWindow
-
-    app = QApplication([])
-    store = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(work / "data", model, store)
-    window.resize(width, height)
-    window.show()
-
-    def wait_for(signal: object, what: str, timeout_ms: int = 300_000) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)  # type: ignore[attr-defined]
-        timer = QTimer(singleShot=True, interval=timeout_ms)
-        timer.timeout.connect(lambda: sys.exit(f"timed out waiting for {what}"))
-        timer.start()
-        loop.exec()
-        timer.stop()
-
-    window.start_engine()
-    wait_for(window.model_loaded, "the model")
-    window.start_indexing([str(photos)])
-    wait_for(window.library.idle, "indexing")
+    app, window = open_indexed_window(work, model, photos, width, height)
     if args.similar is not None:
         item = window.grid_model.item(args.similar)
         window.results_panel.find_similar(item.image_id, item.path)
@@ -132,13 +153,7 @@ def main() -> int:
     wait_for(window.search_done, "results")
     if args.debug_panel:
         window.debug_dock.show()
-    # Let the thumbnail threads deliver before grabbing.
-    deadline = QTimer(singleShot=True, interval=15_000)
-    deadline.start()
-    while window.thumbnails.pending_count and deadline.isActive():
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-    for _ in range(20):
-        app.processEvents()
+    settle(app, window)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(args.out)):
         sys.exit(f"could not write {args.out}")

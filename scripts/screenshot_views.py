@@ -28,7 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
-from screenshot import scene  # noqa: E402  (the same generated photos as the main screenshot)
+from screenshot import (  # noqa: E402  (the same generated photos as the main screenshot)
+    open_indexed_window,
+    scene,
+    settle,
+    wait_for,
+)
 
 QUERY = "dog on the beach"
 
@@ -79,39 +84,9 @@ def main() -> int:
     photos = work / "Pictures"
     make_photos(photos, args.photos)
 
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-
     from gallery_app.ui.duplicates_view import open_duplicates
-    from gallery_app.ui.main_window import MainWindow
 
-    app = QApplication([])
-    store = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(work / "data", model, store)
-    window.resize(width, height)
-    window.show()
-
-    def wait_for(signal: object, what: str, timeout_ms: int = 300_000) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)  # type: ignore[attr-defined]
-        timer = QTimer(singleShot=True, interval=timeout_ms)
-        timer.timeout.connect(lambda: sys.exit(f"timed out waiting for {what}"))
-        timer.start()
-        loop.exec()
-        timer.stop()
-
-    def settle() -> None:
-        deadline = QTimer(singleShot=True, interval=15_000)
-        deadline.start()
-        while window.thumbnails.pending_count and deadline.isActive():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        for _ in range(20):
-            app.processEvents()
-
-    window.start_engine()
-    wait_for(window.model_loaded, "the model")
-    window.start_indexing([str(photos)])
-    wait_for(window.library.idle, "indexing")
+    app, window = open_indexed_window(work, model, photos, width, height)
     if args.view == "dates":
         if tiny:
             window.calibration_bar.min_score_box.setValue(1)  # "Hide below" 1%
@@ -119,7 +94,7 @@ def main() -> int:
         window.run_search()
         wait_for(window.search_done, "results")
         window.filters.row.set_sort("date", newest_first=True)
-        settle()
+        settle(app, window)
         target = window.grab()
     else:
         dialog = open_duplicates(window)
@@ -128,7 +103,7 @@ def main() -> int:
             dialog.similarity_box.setValue(0.9995)
         dialog.start()
         wait_for(dialog.finished_search, "the duplicates")
-        settle()
+        settle(app, window)
         target = dialog.grab()
     out.parent.mkdir(parents=True, exist_ok=True)
     if not target.save(str(out)):

@@ -60,8 +60,7 @@ def build_tiny_siglip(
     logit_bias: float = -2.0,
 ) -> Path:
     """Save a random-weight SigLIP (text max_position_embeddings = 64) plus its processor."""
-    import torch
-    from transformers import SiglipConfig, SiglipModel, SiglipProcessor, SiglipTokenizer
+    from transformers import SiglipProcessor, SiglipTokenizer
 
     try:  # transformers 5: the PIL processor has its own class (the default needs torchvision)
         from transformers import SiglipImageProcessorPil as SiglipImageProcessor
@@ -76,18 +75,46 @@ def build_tiny_siglip(
         processor = SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer)
         processor.save_pretrained(folder)  # copies spiece.model while it still exists
 
+    return _save_model(
+        folder,
+        max(64, len(tokenizer)),
+        tokenizer.pad_token_id,
+        tokenizer.eos_token_id,
+        None,  # SigLIP has no BOS; the config's default (49406) is CLIP's
+        image_size,
+        seed,
+        logit_scale,
+        logit_bias,
+    )
+
+
+def _save_model(
+    folder: Path,
+    vocab_size: int,
+    pad_token_id: int | None,
+    eos_token_id: int | None,
+    bos_token_id: int | None,
+    image_size: int,
+    seed: int,
+    logit_scale: float,
+    logit_bias: float,
+) -> Path:
+    """A random-weight SiglipModel this small beside the processor files in `folder`."""
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+
     torch.manual_seed(seed)
     config = SiglipConfig(
         text_config={
-            "vocab_size": max(64, len(tokenizer)),
+            "vocab_size": vocab_size,
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "max_position_embeddings": 64,
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "bos_token_id": None,  # SigLIP has none; the default (49406) is CLIP's
+            "pad_token_id": pad_token_id,
+            "eos_token_id": eos_token_id,
+            "bos_token_id": bos_token_id,
         },
         vision_config={
             "image_size": image_size,
@@ -190,8 +217,7 @@ def build_tiny_siglip2(
 
     tokenizer_config replaces tokenizer_config.json (default: SIGLIP2_TOKENIZER_CONFIG).
     """
-    import torch
-    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
+    from transformers import SiglipProcessor
 
     try:
         from transformers import SiglipImageProcessorPil as SiglipImageProcessor
@@ -226,34 +252,17 @@ def build_tiny_siglip2(
     (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2), "utf-8")
     assert not (folder / "spiece.model").exists()
 
-    torch.manual_seed(seed)
-    config = SiglipConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "max_position_embeddings": 64,
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "bos_token_id": tokenizer.bos_token_id,
-        },
-        vision_config={
-            "image_size": image_size,
-            "patch_size": 8,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-        },
+    return _save_model(
+        folder,
+        len(tokenizer),
+        tokenizer.pad_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.bos_token_id,
+        image_size,
+        seed,
+        logit_scale,
+        logit_bias,
     )
-    model = SiglipModel(config).eval()
-    with torch.no_grad():
-        model.logit_scale.fill_(logit_scale)
-        model.logit_bias.fill_(logit_bias)
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder
 
 
 def build_tiny_naflex(folder: Path) -> Path:
