@@ -48,12 +48,12 @@ from gallery_app.core.search import (
     BROADER,
     ENSEMBLE,
     MAX,
-    MIN_CANDIDATES,
     QUERY,
     SYNONYM,
     PromptVariant,
     SearchHits,
     _top_rows,  # the exact scan's candidate rule, as Searcher uses it
+    candidates_wanted,
     ensemble_vector,
     hits_from_vectors,
     scored_columns,
@@ -408,7 +408,7 @@ def search_once(
         positions = _top_rows(scan, PAGE)
         raw = scan[positions]
     else:
-        labels, _ = library.index.query(column_text, max(MIN_CANDIDATES, PAGE))
+        labels, _ = library.index.query(column_text, candidates_wanted(len(library.matrix), PAGE))
         positions = np.unique(labels[labels >= 0]).astype(np.intp)
         raw = matrix_cosines(library.matrix, column_text, positions)
     hits = SearchHits(

@@ -240,6 +240,52 @@ class ImageInfo:
     size: int
 
 
+# The columns write_batch sets, in order: one upsert for both backends (their placeholders
+# and their path and text encodings differ, nothing else).
+_IMAGE_COLUMNS = (
+    "folder_id", "path", "mtime_ns", "size", "width", "height", "taken_at", "error", "vector",
+    "generation", "indexed_at", "ctime_ns", "inode", "fingerprint",
+)  # fmt: skip
+
+
+def image_upsert(placeholder: str) -> str:
+    """INSERT … ON CONFLICT (path) DO UPDATE of every _IMAGE_COLUMNS, RETURNING id."""
+    updates = ", ".join(f"{c}=excluded.{c}" for c in _IMAGE_COLUMNS if c != "path")
+    return (
+        f"INSERT INTO images({', '.join(_IMAGE_COLUMNS)}) VALUES "
+        f"({', '.join([placeholder] * len(_IMAGE_COLUMNS))}) "
+        f"ON CONFLICT (path) DO UPDATE SET {updates} RETURNING id"
+    )
+
+
+def image_values(
+    rec: ImageRecord,
+    path: object,
+    vector: object,
+    generation: int,
+    now: float,
+    text: Callable[[str | None], str | None] = lambda value: value,
+) -> tuple[object, ...]:
+    """One record's values for image_upsert, the path and vector already in the backend's
+    form, its free text passed through `text`."""
+    return (
+        rec.folder_id,
+        path,
+        rec.mtime_ns,
+        rec.size,
+        rec.width,
+        rec.height,
+        text(rec.taken_at),
+        text(rec.error),
+        vector,
+        generation,
+        now,
+        rec.ctime_ns,
+        rec.inode,
+        text(rec.fingerprint),
+    )
+
+
 def new_library_meta(schema_version: int, model_id: str, dim: int) -> list[tuple[str, str]]:
     """The meta rows of a new library, on either backend."""
     return [
@@ -682,36 +728,13 @@ class Catalog:
         with self._transaction() as db:
             generation = self._bump_generation(db)
             ids, metadata_changed = [], False
+            upsert = image_upsert("?")
             for rec in records:
                 blob = None
                 if rec.vector is not None:
                     blob = np.ascontiguousarray(rec.vector, dtype=np.float32).tobytes()
                 row = db.execute(
-                    "INSERT INTO images(folder_id, path, mtime_ns, size, width, height, "
-                    "taken_at, error, vector, generation, indexed_at, ctime_ns, inode, "
-                    "fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(path) DO UPDATE SET folder_id=excluded.folder_id, "
-                    "mtime_ns=excluded.mtime_ns, size=excluded.size, width=excluded.width, "
-                    "height=excluded.height, taken_at=excluded.taken_at, error=excluded.error, "
-                    "vector=excluded.vector, generation=excluded.generation, "
-                    "indexed_at=excluded.indexed_at, ctime_ns=excluded.ctime_ns, "
-                    "inode=excluded.inode, fingerprint=excluded.fingerprint RETURNING id",
-                    (
-                        rec.folder_id,
-                        _to_db(rec.path),
-                        rec.mtime_ns,
-                        rec.size,
-                        rec.width,
-                        rec.height,
-                        rec.taken_at,
-                        rec.error,
-                        blob,
-                        generation,
-                        now,
-                        rec.ctime_ns,
-                        rec.inode,
-                        rec.fingerprint,
-                    ),
+                    upsert, image_values(rec, _to_db(rec.path), blob, generation, now)
                 ).fetchone()
                 image_id = int(row[0])
                 ids.append(image_id)

@@ -45,6 +45,8 @@ from gallery_app.core.catalog import (
     PhotoMetadata,
     _clean_tags,
     checked_schema_version,
+    image_upsert,
+    image_values,
     is_within,
     metadata_from_rows,
     new_library_meta,
@@ -639,33 +641,9 @@ class PgCatalog:
                 ids: list[int] = []
                 with conn.cursor() as cur:
                     cur.executemany(
-                        "INSERT INTO images(folder_id, path, mtime_ns, size, width, height, "
-                        "taken_at, error, vector, generation, indexed_at, ctime_ns, inode, "
-                        "fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                        "%s, %s) ON CONFLICT (path) DO UPDATE SET "
-                        "folder_id=excluded.folder_id, mtime_ns=excluded.mtime_ns, "
-                        "size=excluded.size, width=excluded.width, height=excluded.height, "
-                        "taken_at=excluded.taken_at, error=excluded.error, "
-                        "vector=excluded.vector, generation=excluded.generation, "
-                        "indexed_at=excluded.indexed_at, ctime_ns=excluded.ctime_ns, "
-                        "inode=excluded.inode, fingerprint=excluded.fingerprint RETURNING id",
+                        image_upsert("%s"),
                         [
-                            (
-                                rec.folder_id,
-                                _to_db(rec.path),
-                                rec.mtime_ns,
-                                rec.size,
-                                rec.width,
-                                rec.height,
-                                _text(rec.taken_at),
-                                _text(rec.error),
-                                vector,
-                                generation,
-                                now,
-                                rec.ctime_ns,
-                                rec.inode,
-                                _text(rec.fingerprint),
-                            )
+                            image_values(rec, _to_db(rec.path), vector, generation, now, _text)
                             for rec, vector in rows
                         ],
                         returning=True,

@@ -135,3 +135,24 @@ def test_an_empty_library_and_an_unknown_aggregate(library):
     ]
     with pytest.raises(ValueError, match="aggregate"):
         searcher.search("dog", aggregate="mean")
+
+
+def test_the_graph_is_asked_for_more_candidates_as_the_library_grows(library, monkeypatch):
+    """candidates_wanted: MIN_CANDIDATES in a small library, one per PHOTOS_PER_CANDIDATE
+    beyond, and never fewer than top_k; the search asks the index for exactly that."""
+    assert search.candidates_wanted(100_000, 10) == search.MIN_CANDIDATES
+    assert search.candidates_wanted(1_000_000, 10) == 400
+    assert search.candidates_wanted(1_000_000, 1000) == 1000
+    monkeypatch.setattr(search, "EXACT_SCAN_MAX", 0)
+    monkeypatch.setattr(search, "PHOTOS_PER_CANDIDATE", 2)  # 600 photos: 300 candidates
+    add_vectors(library, clustered(np.random.default_rng(4), 600))
+    asked = []
+    query = library.index.query
+
+    def spy(vectors, k):
+        asked.append(k)
+        return query(vectors, k)
+
+    monkeypatch.setattr(library.index, "query", spy)
+    Searcher(library, SeededEncoder(), expander()).search("cat", top_k=10)
+    assert asked == [300]
