@@ -34,8 +34,14 @@ from simulated_library import SimulationSpec, simulate
 
 from gallery_app.core import pg_catalog
 from gallery_app.core.catalog import Catalog, ImageRecord
-from gallery_app.core.index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, VectorIndex
+from gallery_app.core.index import (
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_EF_SEARCH,
+    DEFAULT_M,
+    VectorIndex,
+)
 from gallery_app.core.pg_catalog import PgCandidates, PgCatalog
+from gallery_app.core.search import candidates_wanted
 
 K = 10
 _LINES: list[str] = []
@@ -288,6 +294,7 @@ def run_postgres(args, images, queries, kth, ids_of_row, warm) -> None:
         labels, _ = index.query(query, k)
         return np.array([[row_of_id.get(int(i), -1) for i in labels[0]]])
 
+    app_ef = pg_catalog.EF_SEARCH_MIN  # the app's own, before the sweep below changes it
     if len(warm):  # a server in use has the graph's busy pages cached: other queries first
         pg_catalog.EF_SEARCH_MIN = min(args.ef_search)
         started = time.perf_counter()
@@ -299,6 +306,10 @@ def run_postgres(args, images, queries, kth, ids_of_row, warm) -> None:
         pg_catalog.EF_SEARCH_MIN = ef
         measure_queries(f"ef_search {ef}, {args.candidates} cand.", propose, images, queries, kth,
                         args.candidates)  # fmt: skip
+    pg_catalog.EF_SEARCH_MIN = app_ef  # what the app asks for at this size
+    k = candidates_wanted(len(images), K)
+    name = f"app: ef_search {min(pg_catalog.EF_SEARCH_MAX, max(app_ef, k))}, {k} cand."
+    measure_queries(name, propose, images, queries, kth, k)
     if server is not None:
         pid = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
         emit(f"  server memory after the queries: PSS {server_pss_mib(pid):,.0f} MiB")
@@ -344,6 +355,10 @@ def run_sqlite(args, images, queries, kth) -> None:
             index.ef_search = ef
             measure_queries(f"ef {ef}, {args.candidates} cand.", propose, images, queries, kth,
                             args.candidates)  # fmt: skip
+        index.ef_search = DEFAULT_EF_SEARCH  # what the app asks for at this size
+        k = candidates_wanted(len(images), K)
+        name = f"app: ef {max(DEFAULT_EF_SEARCH, k)}, {k} cand."
+        measure_queries(name, propose, images, queries, kth, k)
         catalog.close()
 
 
