@@ -24,8 +24,10 @@ def register(commands: Any) -> None:
     search = commands.add_parser(
         "search",
         help="search the indexed photos",
-        description="Exact over the whole library: --top-k K gives the K best photos, "
-        "--min-score S every photo scoring at least S (with both, the K best of those).",
+        description="Every photo is scored exactly: --top-k K gives the K best photos, "
+        "--min-score S every photo scoring at least S (with both, the K best of those). "
+        "Beyond 200,000 photos --top-k alone re-scores the index's candidates (recall@10 "
+        "0.98-0.99 measured); --min-score always scans every photo.",
     )
     search.add_argument("query", metavar="QUERY", nargs="?")
     search.add_argument(
