@@ -41,7 +41,7 @@ from gallery_app.core.index import (
     VectorIndex,
 )
 from gallery_app.core.pg_catalog import PgCandidates, PgCatalog
-from gallery_app.core.search import candidates_wanted
+from gallery_app.core.search import MIN_CANDIDATES, graph_ef
 
 K = 10
 _LINES: list[str] = []
@@ -307,9 +307,10 @@ def run_postgres(args, images, queries, kth, ids_of_row, warm) -> None:
         measure_queries(f"ef_search {ef}, {args.candidates} cand.", propose, images, queries, kth,
                         args.candidates)  # fmt: skip
     pg_catalog.EF_SEARCH_MIN = app_ef  # what the app asks for at this size
-    k = candidates_wanted(len(images), K)
-    name = f"app: ef_search {min(pg_catalog.EF_SEARCH_MAX, max(app_ef, k))}, {k} cand."
-    measure_queries(name, propose, images, queries, kth, k)
+    ef = min(pg_catalog.EF_SEARCH_MAX, max(app_ef, MIN_CANDIDATES, graph_ef(len(images))))
+    pg_catalog.EF_SEARCH_MIN = ef
+    name = f"app: ef_search {ef}, {MIN_CANDIDATES} cand."
+    measure_queries(name, propose, images, queries, kth, MIN_CANDIDATES)
     if server is not None:
         pid = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
         emit(f"  server memory after the queries: PSS {server_pss_mib(pid):,.0f} MiB")
@@ -356,9 +357,9 @@ def run_sqlite(args, images, queries, kth) -> None:
             measure_queries(f"ef {ef}, {args.candidates} cand.", propose, images, queries, kth,
                             args.candidates)  # fmt: skip
         index.ef_search = DEFAULT_EF_SEARCH  # what the app asks for at this size
-        k = candidates_wanted(len(images), K)
-        name = f"app: ef {max(DEFAULT_EF_SEARCH, k)}, {k} cand."
-        measure_queries(name, propose, images, queries, kth, k)
+        index.ef_search = max(DEFAULT_EF_SEARCH, graph_ef(len(images)))
+        name = f"app: ef {index.ef_search}, {MIN_CANDIDATES} cand."
+        measure_queries(name, propose, images, queries, kth, MIN_CANDIDATES)
         catalog.close()
 
 

@@ -48,13 +48,14 @@ from gallery_app.core.search import (
     BROADER,
     ENSEMBLE,
     MAX,
+    MIN_CANDIDATES,
     QUERY,
     SYNONYM,
     PromptVariant,
     SearchHits,
     _top_rows,  # the exact scan's candidate rule, as Searcher uses it
-    candidates_wanted,
     ensemble_vector,
+    graph_ef,
     hits_from_vectors,
     scored_columns,
 )
@@ -320,9 +321,9 @@ class PerPhotoIndex:
         return cls(index)
 
     def query(
-        self, vectors: npt.NDArray[np.float32], k: int
+        self, vectors: npt.NDArray[np.float32], k: int, ef: int = 0
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        self._index.set_ef(max(self.ef_search, k))
+        self._index.set_ef(max(self.ef_search, k, ef))
         labels, distances = self._index.knn_query(np.atleast_2d(vectors), k=k)
         return labels.astype(np.int64), (1.0 - distances).astype(np.float32)
 
@@ -408,7 +409,9 @@ def search_once(
         positions = _top_rows(scan, PAGE)
         raw = scan[positions]
     else:
-        labels, _ = library.index.query(column_text, candidates_wanted(len(library.matrix), PAGE))
+        labels, _ = library.index.query(
+            column_text, max(MIN_CANDIDATES, PAGE), ef=graph_ef(len(library.matrix))
+        )
         positions = np.unique(labels[labels >= 0]).astype(np.intp)
         raw = matrix_cosines(library.matrix, column_text, positions)
     hits = SearchHits(

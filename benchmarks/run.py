@@ -460,7 +460,7 @@ def index_section(ctx: Context) -> dict[str, Any]:
         DEFAULT_M,
         VectorIndex,
     )
-    from gallery_app.core.search import candidates_wanted
+    from gallery_app.core.search import MIN_CANDIDATES
 
     size = INDEX_SIZE
     if ctx.quick and not _index_path(size, DEFAULT_M, DEFAULT_EF_CONSTRUCTION).exists():
@@ -475,7 +475,7 @@ def index_section(ctx: Context) -> dict[str, Any]:
         start = time.perf_counter()
         index, _ = VectorIndex.load(path, images.shape[1], ef_search=DEFAULT_EF_SEARCH)
         loads.append(time.perf_counter() - start)
-    k = candidates_wanted(size, 10)  # a search asks for its candidate pool, not the top 10
+    k = MIN_CANDIDATES  # a search asks for its candidate pool, not just the top 10
     out: dict[str, Any] = {
         "n": size,
         "m": DEFAULT_M,

@@ -338,9 +338,10 @@ class VectorIndex:
                     self._deleted.add(label)
 
     def query(
-        self, vectors: npt.ArrayLike, k: int
+        self, vectors: npt.ArrayLike, k: int, ef: int = 0
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Nearest ids and their cosine similarities, nearest first.
+        """Nearest ids and their cosine similarities, nearest first; the graph is searched
+        with ef = the largest of ef_search, k and `ef` (a caller's width for a large library).
 
         k counts graph nodes; each node's identical copies follow it (same similarity), so a
         row may hold more than k ids; short rows are padded with id -1 and similarity NaN.
@@ -354,7 +355,7 @@ class VectorIndex:
                 return np.zeros((len(queries), 0), np.int64), np.zeros(
                     (len(queries), 0), np.float32
                 )
-            self._index.set_ef(max(self.ef_search, k))
+            self._index.set_ef(max(self.ef_search, k, ef))
             labels, distances = self._index.knn_query(queries, k=k)
             # Only the copies of the nodes found: a library with thousands of copies must not
             # pay for all of them on every query.

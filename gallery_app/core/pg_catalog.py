@@ -75,7 +75,9 @@ LIBRARY_ENV = "GALLERY_APP_LIBRARY"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
 # hnsw.ef_search for a query of k candidates: at least this (100 gave recall@10 0.984 in the
-# same run, 400 gave 0.9965 at twice the latency), at most pgvector's 1000.
+# same run, 400 gave 0.9965 at twice the latency), at least the searcher's width for the
+# library's size (search.graph_ef: at 1M, 200 gave 0.9635 and 400 gave 0.9865), at most
+# pgvector's 1000.
 EF_SEARCH_MIN = 200
 EF_SEARCH_MAX = 1000
 
@@ -772,10 +774,13 @@ class PgCatalog:
             )
         return np.array([int(i) for i, _ in rows], np.int64), matrix
 
-    def nearest(self, queries: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
+    def nearest(
+        self, queries: npt.NDArray[np.float32], k: int, ef: int = 0
+    ) -> npt.NDArray[np.int64]:
         """The HNSW index's k nearest image ids of each query row (-1 where fewer), by inner
-        product on the float16 copies: candidates for an exact re-rank, not results."""
-        ef_search = min(EF_SEARCH_MAX, max(EF_SEARCH_MIN, k))
+        product on the float16 copies: candidates for an exact re-rank, not results. The
+        graph is searched with hnsw.ef_search = the largest of EF_SEARCH_MIN, k and `ef`."""
+        ef_search = min(EF_SEARCH_MAX, max(EF_SEARCH_MIN, k, ef))
         sql = (
             f"SELECT id FROM images ORDER BY vector::halfvec({self.dim}) <#> "
             f"(%s::vector)::halfvec({self.dim}) LIMIT %s"
@@ -1114,12 +1119,12 @@ class PgCandidates:
         return self.catalog.vector_ids()
 
     def query(
-        self, vectors: npt.ArrayLike, k: int = 10
+        self, vectors: npt.ArrayLike, k: int = 10, ef: int = 0
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(labels, distances) like VectorIndex.query: candidates, -1 where fewer; the
         distances are not used (the caller re-ranks exactly) and are returned as NaN."""
         queries = np.atleast_2d(np.asarray(vectors, np.float32))
-        labels = self.catalog.nearest(queries, int(k))
+        labels = self.catalog.nearest(queries, int(k), int(ef))
         return labels, np.full(labels.shape, np.nan, np.float32)
 
     def get_vectors(self, ids: Iterable[int]) -> npt.NDArray[np.float32]:

@@ -24,14 +24,15 @@ from gallery_app.core.vectors import EXACT_SCAN_MAX, VectorSnapshot, matrix_cosi
 
 DEFAULT_TOP_K = 20
 MIN_CANDIDATES = 100
-# Beyond EXACT_SCAN_MAX the graph proposes candidates for the exact re-rank, and a larger
-# graph needs a wider search for the same recall. Measured (benchmarks/pg_scale.py, simulated
-# 768-d vectors with duplicates, text-like queries; RESULTS.md), recall@10 after the re-rank
-# on PostgreSQL + pgvector: 0.9935 at 100k photos with ef_search 200 and 100 candidates; at 1M
-# 0.9635 with ef_search 200 and 0.9875 with 400. Both backends search the graph at least as
-# wide as the candidates asked for, so candidates grow with the library: one per
-# PHOTOS_PER_CANDIDATE photos, at least MIN_CANDIDATES (400 at 1M, ef_search 400 with them).
-PHOTOS_PER_CANDIDATE = 2_500
+# Beyond EXACT_SCAN_MAX the graph proposes MIN_CANDIDATES (or top_k) candidates for the exact
+# re-rank, and a larger graph needs a wider search for the same recall. Measured
+# (benchmarks/pg_scale.py, simulated 768-d vectors with duplicates, text-like queries, 100
+# candidates; RESULTS.md), recall@10 after the re-rank at 100k photos: 0.9935 with pgvector's
+# ef_search 200; at 1M: 0.9635 (pgvector) and 0.9725 (hnswlib) with ef 200, 0.9865 and 0.9875
+# with ef 400. Asking for 400 candidates instead of widening the search gained no recall on
+# pgvector and cost 4x the latency. So the search width grows with the library: ef at least
+# one per PHOTOS_PER_EF photos (400 at 1M); below ~500k the backends' own minimum decides.
+PHOTOS_PER_EF = 2_500
 TEXT_CACHE_SIZE = 1024
 # Prompts per forward while precomputing: small, because a search typed meanwhile waits for
 # the batch in flight. Measured on the 2-core benchmark CPU (SigLIP-base text tower): fp32
@@ -284,9 +285,10 @@ class SearchHits:
         return results
 
 
-def candidates_wanted(library_size: int, top_k: int) -> int:
-    """How many candidates to ask the graph for, per query column, in a library this big."""
-    return max(MIN_CANDIDATES, top_k, -(-library_size // PHOTOS_PER_CANDIDATE))
+def graph_ef(library_size: int) -> int:
+    """How wide to search the graph (hnswlib's ef, pgvector's ef_search), at least, in a
+    library this big."""
+    return -(-library_size // PHOTOS_PER_EF)
 
 
 def ranked_rows(
@@ -876,7 +878,9 @@ class Searcher:
     ) -> npt.NDArray[np.intp]:
         """Beyond EXACT_SCAN_MAX: hnswlib's nearest photos of each column (identical vectors
         are one graph node, expanded here), to be re-ranked exactly by the caller."""
-        labels, _ = self.library.index.query(column_text, candidates_wanted(len(snapshot), top_k))
+        labels, _ = self.library.index.query(
+            column_text, max(MIN_CANDIDATES, top_k), ef=graph_ef(len(snapshot))
+        )
         candidates = np.unique(labels[labels >= 0])
         # An id the index returned but the catalog no longer has is a half-removed entry: skip.
         return snapshot.positions_of(candidates)

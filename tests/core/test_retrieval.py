@@ -137,22 +137,22 @@ def test_an_empty_library_and_an_unknown_aggregate(library):
         searcher.search("dog", aggregate="mean")
 
 
-def test_the_graph_is_asked_for_more_candidates_as_the_library_grows(library, monkeypatch):
-    """candidates_wanted: MIN_CANDIDATES in a small library, one per PHOTOS_PER_CANDIDATE
-    beyond, and never fewer than top_k; the search asks the index for exactly that."""
-    assert search.candidates_wanted(100_000, 10) == search.MIN_CANDIDATES
-    assert search.candidates_wanted(1_000_000, 10) == 400
-    assert search.candidates_wanted(1_000_000, 1000) == 1000
+def test_the_graph_is_searched_wider_as_the_library_grows(library, monkeypatch):
+    """graph_ef: one per PHOTOS_PER_EF photos (400 at 1M); the search asks the index for
+    MIN_CANDIDATES (or top_k) candidates searched at least that wide, and hnswlib's ef is the
+    largest of its own, k and that."""
+    assert search.graph_ef(1_000_000) == 400 and search.graph_ef(100_000) == 40
     monkeypatch.setattr(search, "EXACT_SCAN_MAX", 0)
-    monkeypatch.setattr(search, "PHOTOS_PER_CANDIDATE", 2)  # 600 photos: 300 candidates
+    monkeypatch.setattr(search, "PHOTOS_PER_EF", 2)  # 600 photos: ef 300
     add_vectors(library, clustered(np.random.default_rng(4), 600))
     asked = []
     query = library.index.query
 
-    def spy(vectors, k):
-        asked.append(k)
-        return query(vectors, k)
+    def spy(vectors, k, ef=0):
+        asked.append((k, ef))
+        return query(vectors, k, ef=ef)
 
     monkeypatch.setattr(library.index, "query", spy)
     Searcher(library, SeededEncoder(), expander()).search("cat", top_k=10)
-    assert asked == [300]
+    assert asked == [(search.MIN_CANDIDATES, 300)]
+    assert library.index._index.ef == 300  # hnswlib searched that wide
