@@ -404,9 +404,14 @@ class CombinedHits:
 
     def _part_scores(
         self, calibration: Calibration
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
-        """(visual P, raw) of every part for every photo, shape (n_photos, n_parts), and the
-        combined score of every photo from the parts' hybrid P, shape (n_photos,)."""
+    ) -> tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.float64],
+    ]:
+        """(visual P, hybrid P, raw) of every part for every photo, shape (n_photos, n_parts),
+        and the combined score of every photo from the parts' hybrid P, shape (n_photos,)."""
         count = len(self.image_ids)
         visual = np.empty((count, len(self.parts)), np.float64)
         raw = np.empty((count, len(self.parts)), np.float32)
@@ -420,7 +425,7 @@ class CombinedHits:
         for column, part in enumerate(self.parts):
             p = probability[:, column]
             combined *= (1.0 - p) if part.kind == NOT else p
-        return visual, raw, combined
+        return visual, probability, raw, combined
 
     def rank(
         self,
@@ -432,8 +437,7 @@ class CombinedHits:
         image id), at most top_k, each with a combined score >= min_score; exact."""
         if len(self.image_ids) == 0:
             return []
-        visual, raw, combined = self._part_scores(calibration)
-        probability = self._hybrid(visual)
+        visual, probability, raw, combined = self._part_scores(calibration)
         boosts = [hits.boost for hits in self.part_hits]
         primary = self.primary
         lead = self.part_hits.index(primary)
