@@ -165,8 +165,17 @@ def records(images: np.ndarray, folder_id: int, start: int) -> list[ImageRecord]
     ]
 
 
-def load_line(seconds: float, count: int) -> str:
-    return f"  load (write_batch, {LOAD_BATCH}/tx)   {seconds:8.1f} s  ({count / seconds:,.0f}/s)"
+def load(catalog, images: np.ndarray, ids_of_row: np.ndarray) -> None:
+    """Every row into /photos through the app's write_batch, LOAD_BATCH a transaction (either
+    backend); ids_of_row gets each row's catalog id. Prints the load line."""
+    folder = catalog.add_folder("/photos")
+    started = time.perf_counter()
+    for start in range(0, len(images), LOAD_BATCH):
+        _, ids = catalog.write_batch(records(images, folder.id, start))
+        ids_of_row[start : start + len(ids)] = ids
+    seconds = time.perf_counter() - started
+    rate = len(images) / seconds
+    emit(f"  load (write_batch, {LOAD_BATCH}/tx)   {seconds:8.1f} s  ({rate:,.0f}/s)")
 
 
 def measure_queries(name, propose, images, queries, kth, candidates: int) -> None:
@@ -228,12 +237,7 @@ def build_postgres(args, catalog, admin, images, ids_of_row, local: bool) -> Non
     """A bulk load: rows first (the app's write_batch), the graph after (built once, not
     grown row by row)."""
     admin.execute("DROP INDEX images_vector_hnsw")
-    folder = catalog.add_folder("/photos")
-    started = time.perf_counter()
-    for start in range(0, len(images), LOAD_BATCH):
-        _, ids = catalog.write_batch(records(images, folder.id, start))
-        ids_of_row[start : start + len(ids)] = ids
-    emit(load_line(time.perf_counter() - started, len(images)))
+    load(catalog, images, ids_of_row)
     admin.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
     admin.execute(f"SET max_parallel_maintenance_workers = {args.parallel_workers}")
     statement = next(s for s in pg_catalog._schema_statements(images.shape[1]) if "hnsw" in s)
@@ -326,14 +330,8 @@ def run_sqlite(args, images, queries, kth) -> None:
     emit("\n== SQLite + hnswlib")
     with tempfile.TemporaryDirectory(prefix="gallery-sqlite-bench-") as folder:
         catalog = Catalog(Path(folder) / "catalog.sqlite", MODEL_ID, images.shape[1])
-        home = catalog.add_folder("/photos")
         ids_of_row = np.zeros(len(images), np.int64)
-        started = time.perf_counter()
-        for start in range(0, len(images), LOAD_BATCH):
-            _, ids = catalog.write_batch(records(images, home.id, start))
-            ids_of_row[start : start + len(ids)] = ids
-        load_s = time.perf_counter() - started
-        emit(load_line(load_s, len(images)))
+        load(catalog, images, ids_of_row)
         index = VectorIndex(images.shape[1], capacity=len(images))
         started = time.perf_counter()
         index.add(ids_of_row, images)

@@ -96,6 +96,14 @@ def settle(app, window) -> None:
         app.processEvents()
 
 
+def save(pixmap, out: Path, work: Path) -> None:
+    """Write a grabbed pixmap to `out` (exit if it cannot be written) and say so."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not pixmap.save(str(out)):
+        sys.exit(f"could not write {out}")
+    print(f"wrote {out} ({pixmap.width()}×{pixmap.height()}), work folder {work}")
+
+
 def open_indexed_window(work: Path, model: str, photos: Path, width: int, height: int):
     """(app, window): the window at this size, its model loaded and `photos` indexed."""
     from PySide6.QtCore import QSettings
@@ -154,10 +162,7 @@ def main() -> int:
     if args.debug_panel:
         window.debug_dock.show()
     settle(app, window)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(args.out)):
-        sys.exit(f"could not write {args.out}")
-    print(f"wrote {args.out} ({window.width()}×{window.height()}), work folder {work}")
+    save(window.grab(), args.out, work)
     window.close()
     return 0
 

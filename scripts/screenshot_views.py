@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from screenshot import (  # noqa: E402  (the same generated photos as the main screenshot)
     open_indexed_window,
+    save,
     scene,
     settle,
     wait_for,
@@ -105,10 +106,7 @@ def main() -> int:
         wait_for(dialog.finished_search, "the duplicates")
         settle(app, window)
         target = dialog.grab()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not target.save(str(out)):
-        sys.exit(f"could not write {out}")
-    print(f"wrote {out} ({target.width()}×{target.height()}), work folder {work}")
+    save(target, out, work)
     window.close()
     return 0
 
